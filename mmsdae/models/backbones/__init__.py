@@ -1,0 +1,3 @@
+from .sdae_vit import SdAEViT
+
+__all__ = ['SdAEViT']

@@ -1,0 +1,3 @@
+from .sdae_head import SdAEHead
+
+__all__ = ['SdAEHead']

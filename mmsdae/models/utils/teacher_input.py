@@ -1,0 +1,107 @@
+"""What the SdAE teacher sees: the teacher-input options of Sec. 2.2."""
+from typing import Optional, Tuple
+
+import torch
+
+TEACHER_INPUT_MODES = ('multi_fold', 'masked', 'crop', 'full')
+
+
+class TeacherInput:
+    """Choose the patches the teacher encodes and where the loss applies.
+
+    The options are the rows of SdAE Table 5 and the curves of Fig. 4(b):
+
+    - ``'multi_fold'`` (default, Sec. 2.2 "Multi-fold Masking Strategy"):
+      the masked patches, in the mask's random order, are cut into
+      ``num_folds`` disjoint folds of equal size; each fold is one teacher
+      sequence. ViT-B/16 at 224 px with mask ratio 0.75: 3 folds of 49.
+    - ``'masked'`` (Table 5 row 3, "Only masked"): all masked patches as one
+      sequence (``multi_fold`` with one fold).
+    - ``'crop'`` (Sec. 2.2 "teacher crop", Fig. 3(c)): a random subset of
+      ``crop_tokens`` masked patches as one sequence; the loss covers only
+      those positions.
+    - ``'full'`` (Table 5 rows 1-2, Fig. 3(b)): the whole image as one
+      sequence; the loss still covers only the masked positions.
+
+    The released code drops ``N_masked mod t`` leftover tokens; here a fold
+    count that does not divide the masked patches is refused instead, so
+    every masked patch gets a target.
+
+    Args:
+        mode (str): one of ``TEACHER_INPUT_MODES``.
+        num_folds (int): folds t for ``'multi_fold'``. Defaults to 3.
+        crop_tokens (int, optional): k for ``'crop'``.
+    """
+
+    def __init__(self,
+                 mode: str = 'multi_fold',
+                 num_folds: int = 3,
+                 crop_tokens: Optional[int] = None) -> None:
+        if mode not in TEACHER_INPUT_MODES:
+            raise ValueError(f'teacher_input mode {mode!r} is unknown: choose '
+                             f'one of {TEACHER_INPUT_MODES}.')
+        if mode == 'multi_fold' and (not isinstance(num_folds, int)
+                                     or num_folds < 1):
+            raise ValueError(f'num_folds={num_folds!r} must be a positive '
+                             'integer (the paper uses 3).')
+        if mode == 'crop' and (not isinstance(crop_tokens, int)
+                               or crop_tokens < 1):
+            raise ValueError(
+                f'crop_tokens={crop_tokens!r}: teacher crop needs a positive '
+                'integer number of masked tokens for the teacher, e.g. '
+                "teacher_input=dict(mode='crop', crop_tokens=49).")
+        self.mode = mode
+        self.num_folds = num_folds if mode == 'multi_fold' else 1
+        self.crop_tokens = crop_tokens
+
+    def check(self, num_patches: int, num_masked: int) -> None:
+        """Refuse settings that do not fit ``num_masked`` masked patches."""
+        if self.mode == 'multi_fold' and num_masked % self.num_folds:
+            divisors = [d for d in range(1, num_masked + 1)
+                        if num_masked % d == 0]
+            raise ValueError(
+                f'{num_masked} masked patches (of {num_patches}) cannot be '
+                f'split into {self.num_folds} equal folds: set num_folds to '
+                f'one of {divisors}, or change mask_ratio / img_size.')
+        if self.mode == 'crop' and self.crop_tokens > num_masked:
+            raise ValueError(
+                f'crop_tokens={self.crop_tokens} is larger than the '
+                f'{num_masked} masked patches: the teacher crop is a subset '
+                f'of the masked patches, so use at most {num_masked}.')
+
+    def sample(self, masked_ids: torch.Tensor,
+               num_patches: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Teacher sequences and loss positions for one batch.
+
+        Args:
+            masked_ids: (B, N_masked) raster indices of the masked patches in
+                the mask's random order (``ids_shuffle[:, num_visible:]``).
+            num_patches: N, the patches per image.
+
+        Returns:
+            ``teacher_ids`` (B, G, n): the patches of the G teacher sequences
+            of every image; ``target_mask`` (B, N) bool: the positions whose
+            teacher feature is a target (the :math:`m^i` of Eq. 4).
+        """
+        batch, num_masked = masked_ids.shape
+        self.check(num_patches, num_masked)
+        if self.mode == 'full':
+            teacher_ids = torch.arange(
+                num_patches, device=masked_ids.device).expand(batch, 1, -1)
+            target_ids = masked_ids
+        elif self.mode == 'crop':
+            # the masked order is already uniformly random: its first k
+            # entries are a uniformly random k-subset
+            target_ids = masked_ids[:, :self.crop_tokens]
+            teacher_ids = target_ids[:, None]
+        else:
+            target_ids = masked_ids
+            teacher_ids = masked_ids.reshape(batch, self.num_folds, -1)
+        target_mask = torch.zeros(
+            batch, num_patches, dtype=torch.bool, device=masked_ids.device)
+        target_mask.scatter_(1, target_ids, True)
+        return teacher_ids, target_mask
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(mode={self.mode!r}, '
+                f'num_folds={self.num_folds}, crop_tokens={self.crop_tokens})')

@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny SdAE that runs in milliseconds on a CPU."""
+import copy
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+
+import mmsdae  # noqa: F401  (registers the modules)
+
+# 32 px images, 8 px patches: N = 16 patches; mask 0.75 -> 4 visible,
+# 12 masked -> 3 folds of 4 (the ViT-B/16 structure 49 / 147 = 3 x 49,
+# scaled down).
+TINY_MODEL = dict(
+    type='SdAE',
+    backbone=dict(
+        type='SdAEViT',
+        arch=dict(
+            embed_dims=32, num_layers=2, num_heads=2,
+            feedforward_channels=64),
+        img_size=32,
+        patch_size=8,
+        mask_ratio=0.75,
+        drop_path_rate=0.1),
+    neck=dict(
+        type='MAEPretrainDecoder',
+        num_patches=16,
+        patch_size=8,
+        in_chans=3,
+        embed_dim=32,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        mlp_ratio=2.,
+        predict_feature_dim=32),
+    head=dict(type='SdAEHead'),
+    teacher_input=dict(mode='multi_fold', num_folds=3),
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True))
+
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    init_default_scope('mmpretrain')
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A fresh copy of the tiny SdAE config (edit freely)."""
+    return copy.deepcopy(TINY_MODEL)
+
+
+@pytest.fixture
+def build_tiny():
+    """Build (and initialize) a tiny SdAE, optionally with overrides."""
+    from mmpretrain.registry import MODELS
+
+    def _build(**overrides):
+        cfg = copy.deepcopy(TINY_MODEL)
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+                cfg[key].update(value)
+            else:
+                cfg[key] = value
+        torch.manual_seed(0)
+        model = MODELS.build(cfg)
+        model.init_weights()
+        return model
+
+    return _build

@@ -1,0 +1,110 @@
+"""EMA schedule (supplementary Sec. 1) and update cadence (Sec. 4.2)."""
+import copy
+import math
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmsdae.engine import SdAETeacherEMAHook, cosine_momentum
+
+
+def test_momentum_first_middle_last_epoch_paper_schedule():
+    # 0.96 -> 0.99 on a cosine over the epochs
+    assert cosine_momentum(0, 300, 0.96, 0.99) == pytest.approx(0.96)
+    assert cosine_momentum(299, 300, 0.96, 0.99) == pytest.approx(0.99)
+    assert cosine_momentum(150, 301, 0.96, 0.99) == pytest.approx(0.975)
+    # a quarter of the way: 0.99 - 0.03 * (1 + cos(pi / 4)) / 2
+    assert cosine_momentum(75, 301, 0.96, 0.99) == pytest.approx(
+        0.99 - 0.03 * (1 + math.cos(math.pi / 4)) / 2)
+    values = [cosine_momentum(e, 300, 0.96, 0.99) for e in range(300)]
+    assert all(a <= b for a, b in zip(values, values[1:]))
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(momentum=1.0), dict(end_momentum=-0.1),
+    dict(update_interval='batch'), dict(interval=0)])
+def test_bad_hook_arguments(kwargs):
+    with pytest.raises(ValueError):
+        SdAETeacherEMAHook(**kwargs)
+
+
+def make_runner(tmp_path, model_cfg, max_epochs, hook_cfg, num_images=12,
+                batch=4, **extra):
+    cfg = dict(
+        model=model_cfg,
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            batch_size=batch,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate'),
+            dataset=dict(
+                type='ProceduralShapesDataset',
+                num_images=num_images,
+                image_size=32,
+                pipeline=[dict(type='LoadImageFromFile'),
+                          dict(type='PackInputs')])),
+        optim_wrapper=dict(
+            constructor='TrainableOptimWrapperConstructor',
+            optimizer=dict(type='AdamW', lr=1e-3)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        custom_hooks=[hook_cfg],
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', interval=1)),
+        default_scope='mmpretrain',
+        randomness=dict(seed=0),
+        log_level='WARNING')
+    cfg.update(extra)
+    return Runner(**copy.deepcopy(cfg))
+
+
+def ema_hook(runner):
+    return next(h for h in runner.hooks
+                if isinstance(h, SdAETeacherEMAHook))
+
+
+@pytest.mark.parametrize('interval, updates', [('epoch', 2), ('iter', 6)])
+def test_update_counts_per_epoch_vs_per_iteration(tmp_path, tiny_cfg,
+                                                  interval, updates):
+    runner = make_runner(
+        tmp_path, tiny_cfg, max_epochs=2,
+        hook_cfg=dict(type='SdAETeacherEMAHook',
+                      update_interval=interval))
+    calls = []
+    model = runner.model
+    original = model.momentum_update
+    model.momentum_update = lambda m: (calls.append(m), original(m))
+    runner.train()
+    assert len(calls) == updates == ema_hook(runner).num_updates
+    # 2 epochs: eta is 0.96 in epoch 0 and 0.99 in the last epoch
+    per_epoch = updates // 2
+    assert calls[:per_epoch] == [pytest.approx(0.96)] * per_epoch
+    assert calls[per_epoch:] == [pytest.approx(0.99)] * per_epoch
+
+
+def test_teacher_changes_only_at_epoch_ends(tmp_path, tiny_cfg):
+    runner = make_runner(
+        tmp_path, tiny_cfg, max_epochs=1,
+        hook_cfg=dict(type='SdAETeacherEMAHook', update_interval='epoch'))
+    model = runner.model
+    snapshots = []
+
+    class Spy(Hook):
+
+        def after_train_iter(self, runner, *args, **kwargs):
+            snapshots.append(model.teacher.patch_embed.projection.weight
+                             .detach().clone())
+
+    runner.register_hook(Spy(), priority='LOWEST')
+    runner.train()
+    # 3 iterations: the teacher is untouched during the epoch ...
+    assert len(snapshots) == 3
+    # (runner.train() re-initializes weights first, so compare snapshots)
+    assert all(torch.equal(s, snapshots[0]) for s in snapshots)
+    # ... and moves once at its end, by Eq. 7 with eta = 0.99 (1 epoch)
+    after = model.teacher.patch_embed.projection.weight
+    student = model.backbone.patch_embed.projection.weight
+    torch.testing.assert_close(after, 0.99 * snapshots[0] + 0.01 * student)
