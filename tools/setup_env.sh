@@ -1,75 +1,116 @@
 #!/usr/bin/env bash
-# Build the mmsdae environment (CPU) into .venv, from scratch or incrementally.
+# Build (or reuse) the mmsdae environment in a virtual environment.
 #
-# What it does (see ../shared/notes/environment.md for why each pin exists):
-#   1. python3 -m venv .venv
-#   2. torch 2.14.1 + torchvision 0.29.1
-#   3. setuptools<70 (mmcv's setup.py imports pkg_resources), mmengine 0.10.7
-#   4. mmcv 2.1.0 built from its sdist with ops; setup.py patched to -std=c++20
-#      (torch >= 2.10 headers require C++20). The built wheel is cached in
-#      $MMSDAE_WHEELHOUSE (default ~/.cache/mmsdae/wheels) so a rebuild is seconds.
-#   5. mmpretrain 1.2.0, mmdet 3.3.0, mmsegmentation 1.2.2 (+ ftfy, regex that
-#      mmseg imports without declaring), pytest, and mmsdae itself (editable).
+# This script is the one place where the stack's versions are pinned:
+TORCH_VER=2.14.1        # CPU machine: installs from the local package index
+TORCHVISION_VER=0.29.1
+MMENGINE_VER=0.10.7
+MMCV_VER=2.1.0          # last release that mmdet 3.3 / mmseg 1.2 accept; no
+                        # wheel exists for this torch: built from source
+MMPRETRAIN_VER=1.2.0
+MMDET_VER=3.3.0
+MMSEG_VER=1.2.2
+SETUPTOOLS_PIN='setuptools<70'  # mmcv's setup.py imports pkg_resources
 #
-# Usage: bash tools/setup_env.sh [VENV_DIR]
+# Steps: venv -> torch/torchvision -> mmengine -> mmcv with compiled ops
+# (MMCV_WITH_OPS=1; setup.py patched to -std=c++20 when torch >= 2.10, whose
+# headers refuse C++17) -> mmpretrain/mmdet/mmseg (+ ftfy, regex that mmseg
+# imports without declaring) -> pytest -> mmsdae (editable).
+# The mmcv wheel is cached in $MMSDAE_WHEELHOUSE (default
+# ~/.cache/mmsdae/wheels/<torch version>-<python>/), so it is built once per
+# machine (about 17 minutes on 2 cores) and reinstalled in seconds.
+# A second run with nothing changed returns in a few seconds.
+#
+# Usage: bash tools/setup_env.sh [VENV_DIR]      (default: ./.venv)
+# Environment:
+#   MMSDAE_SYSTEM_TORCH=1  build the venv with --system-site-packages and keep
+#                          the torch already installed there (e.g. a cluster's
+#                          CUDA build) instead of installing TORCH_VER.
+#   MMSDAE_WHEELHOUSE=DIR  where built mmcv wheels are kept.
+#   MAX_JOBS=N             parallel compile jobs for mmcv (default: nproc).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${1:-$ROOT/.venv}"
 WHEELHOUSE="${MMSDAE_WHEELHOUSE:-$HOME/.cache/mmsdae/wheels}"
-TORCH_VER=2.14.1
-TV_VER=0.29.1
-MMCV_VER=2.1.0
+STAMP="$VENV/.mmsdae-env-stamp"
 log() { echo "[setup_env $(date +%H:%M:%S)] $*"; }
+die() { echo "[setup_env] ERROR: $*" >&2; exit 1; }
 
+WANT_STAMP="$(cat "$ROOT/tools/setup_env.sh" "$ROOT/setup.py" | sha256sum | cut -c1-16)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] \
+   && "$VENV/bin/python" -c "import mmcv.ops, mmpretrain, mmdet, mmseg, mmsdae" 2>/dev/null; then
+  log "environment is up to date: $VENV"
+  exit 0
+fi
+rm -f "$STAMP"
+
+command -v python3 >/dev/null || die "python3 not found: install Python >= 3.8 (3.11 is tested)."
 if [ ! -x "$VENV/bin/python" ]; then
-  log "creating venv at $VENV"
-  python3 -m venv "$VENV"
+  log "creating virtual environment $VENV"
+  if [ "${MMSDAE_SYSTEM_TORCH:-0}" = 1 ]; then
+    python3 -m venv --system-site-packages "$VENV"
+  else
+    python3 -m venv "$VENV" || die "python3 -m venv failed: install the venv module (Debian: apt-get install python3-venv)."
+  fi
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q -U pip wheel
-
-have() { "$PY" - "$@" <<'PYEOF' 2>/dev/null
+pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+installed() {  # installed NAME VERSION -> exit 0 when that version is there
+  "$PY" - "$1" "$2" <<'PYEOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-name, want = sys.argv[1], sys.argv[2]
-sys.exit(0 if version(name).split('+')[0] == want else 1)
+sys.exit(0 if version(sys.argv[1]).split('+')[0] == sys.argv[2] else 1)
 PYEOF
 }
 
-if ! have torch "$TORCH_VER" || ! have torchvision "$TV_VER"; then
-  log "installing torch==$TORCH_VER torchvision==$TV_VER"
-  "${PIP[@]}" install -q "torch==$TORCH_VER" "torchvision==$TV_VER"
+pip_install -U pip wheel
+if [ "${MMSDAE_SYSTEM_TORCH:-0}" = 1 ] && "$PY" -c "import torch, torchvision" 2>/dev/null; then
+  log "keeping the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+elif ! installed torch "$TORCH_VER" || ! installed torchvision "$TORCHVISION_VER"; then
+  log "installing torch==$TORCH_VER torchvision==$TORCHVISION_VER"
+  pip_install "torch==$TORCH_VER" "torchvision==$TORCHVISION_VER"
 fi
-log "installing build requirements and mmengine"
-"${PIP[@]}" install -q "setuptools<70" "mmengine==0.10.7" numpy ninja psutil
+log "installing build requirements and mmengine==$MMENGINE_VER"
+pip_install "$SETUPTOOLS_PIN" "mmengine==$MMENGINE_VER" numpy ninja psutil
 
-if ! have mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
-  TAG="torch${TORCH_VER}-$("$PY" -c 'import sys;print(f"cp{sys.version_info.major}{sys.version_info.minor}")')"
+if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
+  TAG=$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}".replace("+", "_"))')
   CACHE="$WHEELHOUSE/$TAG"
   mkdir -p "$CACHE"
   WHL=$(ls "$CACHE"/mmcv-"$MMCV_VER"-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$WHL" ]; then
-    log "building mmcv $MMCV_VER with ops from source (about 17 minutes on 2 cores)"
+    command -v g++ >/dev/null || die "no C++ compiler (g++) found, needed to build mmcv's ops: install one (Debian: apt-get install g++)."
+    log "building mmcv $MMCV_VER with ops from source into $CACHE (about 17 minutes on 2 cores)"
     SRC=$(mktemp -d)
-    "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VER" -d "$SRC"
+    trap 'rm -rf "$SRC"' EXIT
+    "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VER" -d "$SRC" \
+      || die "could not download the mmcv $MMCV_VER source from the package index."
     tar -xzf "$SRC"/mmcv-"$MMCV_VER".tar.gz -C "$SRC"
     SETUP="$SRC/mmcv-$MMCV_VER/setup.py"
-    grep -q "'-std=c++17'" "$SETUP" || { echo "setup_env: mmcv setup.py layout changed: no '-std=c++17' to patch in $SETUP" >&2; exit 1; }
-    sed -i "s/'-std=c++17'/'-std=c++20'/g" "$SETUP"
-    MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-      "${PIP[@]}" wheel -q --no-deps --no-build-isolation "$SRC/mmcv-$MMCV_VER" -w "$CACHE"
-    rm -rf "$SRC"
+    if "$PY" -c "import sys, torch; v = tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(0 if v >= (2, 10) else 1)"; then
+      grep -q "'-std=c++17'" "$SETUP" || die "mmcv's setup.py has no '-std=c++17' to switch to c++20 ($SETUP): the patch needs updating."
+      sed -i "s/'-std=c++17'/'-std=c++20'/g" "$SETUP"
+    fi
+    FORCE_CUDA=0
+    "$PY" -c "import torch; assert torch.cuda.is_available()" 2>/dev/null && FORCE_CUDA=1
+    if ! MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+         "$PY" -m pip wheel -q --no-deps --no-build-isolation "$SRC/mmcv-$MMCV_VER" -w "$CACHE" > "$SRC/build.log" 2>&1; then
+      tail -n 40 "$SRC/build.log" >&2
+      cp "$SRC/build.log" "$CACHE/mmcv-build-failed.log"
+      die "building mmcv $MMCV_VER failed (last lines above; full log: $CACHE/mmcv-build-failed.log)."
+    fi
     WHL=$(ls "$CACHE"/mmcv-"$MMCV_VER"-*.whl | head -n1)
   else
-    log "using cached mmcv wheel $WHL"
+    log "reusing the cached mmcv wheel $WHL"
   fi
-  "${PIP[@]}" install -q --no-deps "$WHL"
-  "${PIP[@]}" install -q "mmcv==$MMCV_VER" --find-links "$CACHE"
+  pip_install --no-deps "$WHL"
+  pip_install "mmcv==$MMCV_VER" --find-links "$CACHE"
 fi
 
-log "installing mmpretrain / mmdet / mmseg and test tools"
-"${PIP[@]}" install -q "mmpretrain==1.2.0" "mmdet==3.3.0" "mmsegmentation==1.2.2" ftfy regex pytest
+log "installing mmpretrain==$MMPRETRAIN_VER mmdet==$MMDET_VER mmsegmentation==$MMSEG_VER"
+pip_install --find-links "$WHEELHOUSE/$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}".replace("+", "_"))')" \
+  "mmcv==$MMCV_VER" "mmpretrain==$MMPRETRAIN_VER" "mmdet==$MMDET_VER" "mmsegmentation==$MMSEG_VER" ftfy regex pytest
 log "installing mmsdae (editable)"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
-"$PY" -c "import mmcv.ops, mmpretrain, mmdet, mmseg, mmsdae; print('environment ok: torch', __import__('torch').__version__, 'mmcv', mmcv.__version__)"
+pip_install --no-deps --no-build-isolation -e "$ROOT"
+"$PY" -c "import torch, mmcv, mmcv.ops, mmpretrain, mmdet, mmseg, mmsdae; print('[setup_env] ready: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmpretrain', mmpretrain.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmsdae', mmsdae.__version__)"
+echo "$WANT_STAMP" > "$STAMP"
