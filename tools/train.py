@@ -1,0 +1,146 @@
+# Copyright (c) OpenMMLab. All rights reserved.
+"""Train a model from a config (modelled on mmpretrain 1.2.0 tools/train.py).
+
+Example::
+
+    python tools/train.py configs/sdae/<config>.py --work-dir work_dirs/x
+    python tools/train.py configs/sdae/<config>.py --resume          # auto
+    python tools/train.py configs/sdae/<config>.py --resume ckpt.pth
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.device import (is_cuda_available, is_mlu_available,
+                             is_musa_available, is_npu_available)
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+# Let ``python tools/train.py`` work from a checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# Registers mmsdae's modules and its checkpoint allow-list for torch.load.
+import mmsdae  # noqa: E402,F401
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint; without a path (or with '
+        '"auto"), resume from the latest checkpoint in the work directory')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training (needs a GPU)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual batch size over '
+        '`auto_scale_lr.base_batch_size` of the config')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes `--local-rank` with torch >= 2.0.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+
+    if not osp.isfile(args.config):
+        parser.error(f'config file not found: {args.config}')
+    if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
+        parser.error(f'checkpoint to resume from not found: {args.resume}')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def fail(msg):
+    sys.exit(f'{osp.basename(sys.argv[0])}: error: {msg}')
+
+
+def merge_args(cfg, args):
+    """Merge CLI arguments into the config.
+
+    ``--cfg-options`` are merged first, so the flags below are checked
+    against (and applied to) the final config.
+    """
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+
+    cfg.launcher = args.launcher
+
+    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        optim_wrapper = cfg.get('optim_wrapper', None)
+        if optim_wrapper is None:
+            fail('--amp needs an `optim_wrapper` in the config')
+        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            fail('--amp given, but the config already uses AmpOptimWrapper')
+        if not (is_cuda_available() or is_npu_available()
+                or is_mlu_available() or is_musa_available()):
+            fail('--amp needs a GPU (AmpOptimWrapper); none is available, '
+                 'so train on CPU without --amp')
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            fail('--auto-scale-lr needs `auto_scale_lr = dict('
+                 'base_batch_size=...)` in the config')
+        cfg.auto_scale_lr.enable = True
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
