@@ -54,7 +54,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 PY="$VENV/bin/python"
-pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+pip_install() {  # quiet pip; drops this machine's "Location ... is ignored" noise
+  "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 \
+    | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+}
 installed() {  # installed NAME VERSION -> exit 0 when that version is there
   "$PY" - "$1" "$2" <<'PYEOF' 2>/dev/null
 import sys
@@ -70,7 +73,7 @@ elif ! installed torch "$TORCH_VER" || ! installed torchvision "$TORCHVISION_VER
   log "installing torch==$TORCH_VER torchvision==$TORCHVISION_VER"
   pip_install "torch==$TORCH_VER" "torchvision==$TORCHVISION_VER"
 fi
-log "installing build requirements and mmengine==$MMENGINE_VER"
+log "installing build requirements and mmengine==$MMENGINE_VER (pip may report that torch wants setuptools>=77: harmless, mmcv needs <70)"
 pip_install "$SETUPTOOLS_PIN" "mmengine==$MMENGINE_VER" numpy ninja psutil
 
 if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
@@ -111,6 +114,9 @@ log "installing mmpretrain==$MMPRETRAIN_VER mmdet==$MMDET_VER mmsegmentation==$M
 pip_install --find-links "$WHEELHOUSE/$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}".replace("+", "_"))')" \
   "mmcv==$MMCV_VER" "mmpretrain==$MMPRETRAIN_VER" "mmdet==$MMDET_VER" "mmsegmentation==$MMSEG_VER" ftfy regex pytest
 log "installing mmsdae (editable)"
-pip_install --no-deps --no-build-isolation -e "$ROOT"
+EDITABLE_LOG=$(mktemp)
+"$PY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$ROOT" > "$EDITABLE_LOG" 2>&1 \
+  || { cat "$EDITABLE_LOG" >&2; die "pip install -e $ROOT failed (output above)."; }
+rm -f "$EDITABLE_LOG"
 "$PY" -c "import torch, mmcv, mmcv.ops, mmpretrain, mmdet, mmseg, mmsdae; print('[setup_env] ready: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmpretrain', mmpretrain.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmsdae', mmsdae.__version__)"
 echo "$WANT_STAMP" > "$STAMP"
