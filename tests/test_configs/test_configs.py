@@ -63,3 +63,14 @@ def test_variants():
         base + 'sdae_vit-large-p16_8xb96-coslr-300e_in1k.py')
     assert large.model.backbone.arch == 'l'
     assert large.model.neck.predict_feature_dim == 1024
+
+
+def test_metafiles_list_existing_configs():
+    import yaml
+    index = yaml.safe_load(open(osp.join(ROOT, 'model-index.yml')))
+    for metafile in index['Import']:
+        meta = yaml.safe_load(open(osp.join(ROOT, metafile)))
+        for model in meta['Models']:
+            assert osp.isfile(osp.join(ROOT, model['Config'])), model['Name']
+            assert model['Name'] == osp.splitext(
+                osp.basename(model['Config']))[0]

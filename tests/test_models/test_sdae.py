@@ -197,3 +197,18 @@ def test_feature_encoder_choice(build_tiny, encoder):
     feats = model.extract_feat(x)
     chosen = model.backbone if encoder == 'student' else model.teacher
     torch.testing.assert_close(feats[0], chosen(x, mask=None)[0])
+
+
+def test_student_path_equals_encode_patches_on_the_visible_ids(build_tiny):
+    # the student (mmpretrain's MAE masking path) and the teacher's
+    # encode_patches agree when given the same patches
+    model = build_tiny()
+    model.eval()
+    x = images()
+    torch.manual_seed(7)
+    latent, mask, ids_restore = model.backbone(x)
+    ids_keep = ids_restore.argsort(1)[:, :model.backbone.num_visible]
+    assert mask.sum(1).tolist() == [12, 12]
+    assert not mask.gather(1, ids_keep).any()
+    again = model.backbone.encode_patches(x, ids_keep[:, None], keep_cls=True)
+    torch.testing.assert_close(latent, again[:, 0], rtol=1e-5, atol=1e-5)

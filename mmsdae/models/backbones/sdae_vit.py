@@ -73,20 +73,13 @@ class SdAEViT(MAEViT):
         Returns:
             ``latent`` (B, 1 + num_visible, C) with the class token first,
             ``mask`` (B, N) with 1 for masked patches, ``ids_restore`` (B, N)
-            that un-shuffles ``cat(visible, masked)`` back to raster order.
+            that un-shuffles ``cat(visible, masked)`` back to raster order;
+            ``ids_restore.argsort(1)`` is the random order, whose first
+            ``num_visible`` entries are the visible patches.
         """
         if not mask:
             return VisionTransformer.forward(self, x)
-        batch = x.shape[0]
-        ids_shuffle = torch.rand(
-            batch, self.num_patches, device=x.device).argsort(dim=1)
-        ids_restore = ids_shuffle.argsort(dim=1)
-        ids_keep = ids_shuffle[:, :self.num_visible]
-        mask = torch.ones(batch, self.num_patches, device=x.device)
-        mask[:, :self.num_visible] = 0
-        mask = torch.gather(mask, dim=1, index=ids_restore)
-        latent = self.encode_patches(x, ids_keep[:, None], keep_cls=True)
-        return latent[:, 0], mask, ids_restore
+        return super().forward(x, mask=True)
 
     def encode_patches(self,
                        x: torch.Tensor,
