@@ -18,7 +18,8 @@ SETUPTOOLS_PIN='setuptools<70'  # mmcv's setup.py imports pkg_resources
 # imports without declaring) -> pytest -> mmsdae (editable).
 # The mmcv wheel is cached in $MMSDAE_WHEELHOUSE (default
 # ~/.cache/mmsdae/wheels/<torch version>-<python>/), so it is built once per
-# machine (about 17 minutes on 2 cores) and reinstalled in seconds.
+# machine (7 minutes measured on 2 cores here; up to ~17 on slower ones) and
+# reinstalled in seconds.
 # A second run with nothing changed returns in a few seconds.
 #
 # Usage: bash tools/setup_env.sh [VENV_DIR]      (default: ./.venv)
@@ -83,7 +84,7 @@ if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; the
   WHL=$(ls "$CACHE"/mmcv-"$MMCV_VER"-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$WHL" ]; then
     command -v g++ >/dev/null || die "no C++ compiler (g++) found, needed to build mmcv's ops: install one (Debian: apt-get install g++)."
-    log "building mmcv $MMCV_VER with ops from source into $CACHE (about 17 minutes on 2 cores)"
+    log "building mmcv $MMCV_VER with ops from source into $CACHE (7-17 minutes on 2 cores)"
     SRC=$(mktemp -d)
     trap 'rm -rf "$SRC"' EXIT
     "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VER" -d "$SRC" \
