@@ -54,13 +54,18 @@ def tiny_cfg():
 
 @pytest.fixture
 def build_tiny():
-    """Build (and initialize) a tiny SdAE, optionally with overrides."""
+    """Build (and initialize) a tiny SdAE.
+
+    Keyword overrides are merged into the sub-dicts (``backbone``, ``neck``,
+    ``head``); ``teacher_input`` is replaced whole.
+    """
     from mmpretrain.registry import MODELS
 
     def _build(**overrides):
         cfg = copy.deepcopy(TINY_MODEL)
         for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            if key != 'teacher_input' and isinstance(value, dict) \
+                    and isinstance(cfg.get(key), dict):
                 cfg[key].update(value)
             else:
                 cfg[key] = value

@@ -78,7 +78,7 @@ def test_update_counts_per_epoch_vs_per_iteration(tmp_path, tiny_cfg,
     original = model.momentum_update
     model.momentum_update = lambda m: (calls.append(m), original(m))
     runner.train()
-    assert len(calls) == updates == ema_hook(runner).num_updates
+    assert len(calls) == updates == int(runner.model.teacher_updates)
     # 2 epochs: eta is 0.96 in epoch 0 and 0.99 in the last epoch
     per_epoch = updates // 2
     assert calls[:per_epoch] == [pytest.approx(0.96)] * per_epoch
@@ -108,3 +108,32 @@ def test_teacher_changes_only_at_epoch_ends(tmp_path, tiny_cfg):
     after = model.teacher.patch_embed.projection.weight
     student = model.backbone.patch_embed.projection.weight
     torch.testing.assert_close(after, 0.99 * snapshots[0] + 0.01 * student)
+
+
+def test_iteration_based_loop_is_refused(tmp_path, tiny_cfg):
+    runner = make_runner(
+        tmp_path, tiny_cfg, max_epochs=1,
+        hook_cfg=dict(type='SdAETeacherEMAHook'),
+        train_cfg=dict(by_epoch=False, max_iters=3))
+    with pytest.raises(ValueError, match='epoch-based train loop'):
+        runner.train()
+
+
+def test_training_without_the_hook_warns_that_the_teacher_is_frozen(
+        tmp_path, tiny_cfg, monkeypatch):
+    import mmsdae.models.algorithms.sdae as sdae_module
+    messages = []
+    monkeypatch.setattr(sdae_module, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    runner = make_runner(tmp_path, tiny_cfg, max_epochs=3,
+                         hook_cfg=dict(type='TrainSummaryHook'))
+    runner.train()
+    frozen = [m for m in messages if 'never been updated' in m]
+    assert len(frozen) == 2  # once in each epoch after the first
+    assert frozen[0].startswith('epoch 1:')
+
+    messages.clear()
+    runner = make_runner(tmp_path / 'with_hook', tiny_cfg, max_epochs=3,
+                         hook_cfg=dict(type='SdAETeacherEMAHook'))
+    runner.train()
+    assert not [m for m in messages if 'never been updated' in m]

@@ -212,3 +212,63 @@ def test_student_path_equals_encode_patches_on_the_visible_ids(build_tiny):
     assert not mask.gather(1, ids_keep).any()
     again = model.backbone.encode_patches(x, ids_keep[:, None], keep_cls=True)
     torch.testing.assert_close(latent, again[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_full_image_teacher_targets_are_the_plain_vit_features(build_tiny):
+    # Table 5 rows 1-2: the teacher encodes the whole image in one sequence
+    model = build_tiny(teacher_input=dict(mode='full'))
+    x = images()
+    ids = torch.arange(16).expand(2, 1, -1)
+    with torch.no_grad():
+        plain = model.teacher(x, mask=None)[0][:, 1:]  # drop the class token
+    torch.testing.assert_close(model.teacher_targets(x, ids), plain,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('via', ['torch', 'mmengine'])
+def test_checkpoint_without_teacher_starts_teacher_from_loaded_student(
+        build_tiny, tmp_path, monkeypatch, via):
+    from mmengine.runner import load_checkpoint
+
+    import mmsdae.models.algorithms.sdae as sdae_module
+    source = build_tiny()
+    with torch.no_grad():
+        for p in source.backbone.parameters():
+            p.add_(torch.randn_like(p))
+    student_only = {k: v for k, v in source.state_dict().items()
+                    if not k.startswith('teacher.')}
+    messages = []
+    monkeypatch.setattr(sdae_module, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    target = build_tiny()
+    if via == 'torch':
+        target.load_state_dict(student_only, strict=False)
+    else:
+        path = tmp_path / 'student_only.pth'
+        torch.save(dict(state_dict=student_only), path)
+        load_checkpoint(target, str(path), map_location='cpu')
+    for name, value in source.backbone.state_dict().items():
+        torch.testing.assert_close(target.teacher.state_dict()[name], value)
+    assert any('no SdAE teacher weights' in m for m in messages)
+
+    # a checkpoint that has a teacher keeps it
+    messages.clear()
+    other = build_tiny()
+    other.load_state_dict(source.state_dict())
+    for name, value in source.teacher.state_dict().items():
+        torch.testing.assert_close(other.teacher.state_dict()[name], value)
+    assert not messages
+
+
+def test_optimizer_excludes_teacher_without_paramwise_cfg(build_tiny):
+    model = build_tiny()
+    wrapper = build_optim_wrapper(
+        model,
+        dict(
+            type='OptimWrapper',
+            constructor='TrainableOptimWrapperConstructor',
+            optimizer=dict(type='AdamW', lr=1e-3)))
+    in_optimizer = {id(p) for g in wrapper.optimizer.param_groups
+                    for p in g['params']}
+    assert in_optimizer == {id(p) for p in model.parameters()
+                            if p.requires_grad}

@@ -73,19 +73,48 @@ def test_settings_that_do_not_fit_the_masked_set_are_refused(kwargs, words):
         TeacherInput(**kwargs).check(196, 147)
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(mode='folds'),
-    dict(mode='multi_fold', num_folds=0),
-    dict(mode='crop'),
-    dict(mode='crop', crop_tokens=0),
+@pytest.mark.parametrize('kwargs, words', [
+    (dict(mode='folds'), 'unknown'),
+    (dict(mode='multi_fold', num_folds=0), 'positive integer'),
+    (dict(mode='multi_fold', num_folds=True), 'positive integer'),
+    (dict(mode='multi_fold', num_folds=2.0), 'positive integer'),
+    (dict(mode='crop'), 'crop_tokens=None'),
+    (dict(mode='crop', crop_tokens=0), 'crop_tokens=0'),
+    # options the chosen mode would silently ignore
+    (dict(mode='multi_fold', crop_tokens=49), r"does not use \['crop_tokens'\]"),
+    (dict(mode='full', num_folds=5), r"does not use \['num_folds'\]"),
+    (dict(mode='masked', num_folds=4), r"does not use \['num_folds'\]"),
+    (dict(mode='crop', crop_tokens=4, drop_remainder=True),
+     r"does not use \['drop_remainder'\]"),
 ])
-def test_bad_options_are_refused(kwargs):
-    with pytest.raises(ValueError):
+def test_bad_options_are_refused(kwargs, words):
+    with pytest.raises(ValueError, match=words):
         TeacherInput(**kwargs)
 
 
-def test_four_folds_of_36_need_144_masked_patches():
-    # Fig. 4(b) lists 4 x 36: it only fits when 144 patches are masked
-    TeacherInput('multi_fold', 4).check(196, 144)
+def test_default_is_three_folds():
+    assert TeacherInput().num_folds == 3
+
+
+def test_fig4b_four_folds_of_36_with_the_released_remainder_drop():
+    # Fig. 4(b): the 147 masked patches of ViT-B/16 as 4 x 36. Refused by
+    # default (3 patches would get no target), allowed with drop_remainder.
     with pytest.raises(ValueError, match=r'\[1, 3, 7, 21, 49, 147\]'):
         TeacherInput('multi_fold', 4).check(196, 147)
+    with pytest.raises(ValueError, match='drop_remainder=True'):
+        TeacherInput('multi_fold', 4).check(196, 147)
+    masked = random_masked_ids(3, 196, 147)
+    teacher_ids, target_mask = TeacherInput(
+        'multi_fold', 4, drop_remainder=True).sample(masked, 196)
+    assert teacher_ids.shape == (3, 4, 36)
+    assert target_mask.sum(dim=1).tolist() == [144] * 3
+    for b in range(3):
+        folds = teacher_ids[b].flatten().tolist()
+        assert len(set(folds)) == 144
+        assert set(folds) <= set(masked[b].tolist())
+        assert set(target_mask[b].nonzero().flatten().tolist()) == set(folds)
+
+
+def test_more_folds_than_masked_patches_is_refused():
+    with pytest.raises(ValueError, match='more than the 12 masked'):
+        TeacherInput('multi_fold', 13, drop_remainder=True).check(16, 12)

@@ -4,6 +4,7 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 UPDATE_INTERVALS = ('epoch', 'iter')
@@ -33,9 +34,9 @@ class SdAETeacherEMAHook(Hook):
     update after every iteration (``update_interval='iter'``, which uses the
     same per-epoch eta, as the released code does).
 
-    The number of updates and the last eta are saved in the checkpoint and
-    restored on resume; the teacher weights themselves are part of the
-    model's state dict.
+    The last eta and the cadence are saved in the checkpoint and restored on
+    resume; the teacher weights and the number of updates
+    (``teacher_updates``) are part of the model's state dict.
 
     Args:
         momentum (float): eta at the first epoch. Defaults to 0.96.
@@ -65,7 +66,6 @@ class SdAETeacherEMAHook(Hook):
         self.end_momentum = end_momentum
         self.update_interval = update_interval
         self.interval = interval
-        self.num_updates = 0
         self.last_momentum: Optional[float] = None
 
     def momentum_at(self, epoch: int, max_epochs: int) -> float:
@@ -85,17 +85,16 @@ class SdAETeacherEMAHook(Hook):
 
     def before_train(self, runner) -> None:
         self._algorithm(runner)
-        if runner.max_epochs is None or not hasattr(runner.train_loop,
-                                                    'max_epochs'):
+        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             raise ValueError(
                 'SdAETeacherEMAHook schedules eta per epoch and needs an '
-                "epoch-based train loop: use train_cfg=dict(by_epoch=True, "
-                'max_epochs=...).')
+                'epoch-based train loop, got '
+                f'{type(runner.train_loop).__name__}: use '
+                "train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=...).")
 
     def _update(self, runner) -> None:
         eta = self.momentum_at(runner.epoch, runner.max_epochs)
         self._algorithm(runner).momentum_update(eta)
-        self.num_updates += 1
         self.last_momentum = eta
         runner.message_hub.update_scalar('train/teacher_momentum', eta)
 
@@ -112,18 +111,18 @@ class SdAETeacherEMAHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint.setdefault('meta', {})[CHECKPOINT_KEY] = dict(
-            num_updates=self.num_updates,
             last_momentum=self.last_momentum,
-            update_interval=self.update_interval)
+            update_interval=self.update_interval,
+            interval=self.interval)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get('meta', {}).get(CHECKPOINT_KEY)
+        state = (checkpoint.get('meta') or {}).get(CHECKPOINT_KEY)
         if state is None:
-            if any(k.startswith('teacher.')
-                   for k in checkpoint.get('state_dict', {})):
-                runner.logger.warning(
-                    'checkpoint has SdAE teacher weights but no EMA hook '
-                    'state; counting teacher updates from 0.')
             return
-        self.num_updates = state['num_updates']
         self.last_momentum = state['last_momentum']
+        saved = (state['update_interval'], state['interval'])
+        if saved != (self.update_interval, self.interval):
+            runner.logger.warning(
+                f'the checkpoint was trained with teacher updates every '
+                f'{saved[1]} {saved[0]}(s), this run updates every '
+                f'{self.interval} {self.update_interval}(s).')

@@ -1,8 +1,10 @@
 """SdAE: self-distillated masked autoencoder (Chen et al., ECCV 2022)."""
 import copy
+import logging
 from typing import Dict, List, Optional
 
 import torch
+from mmengine.logging import MessageHub, print_log
 from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -65,6 +67,11 @@ class SdAE(BaseSelfSupervisor):
         self.teacher = copy.deepcopy(self.backbone)
         self.teacher.requires_grad_(False)
         self.teacher.eval()
+        # Eq. 7 updates so far; in the state dict, so it survives resume
+        self.register_buffer('teacher_updates', torch.zeros((),
+                                                            dtype=torch.long))
+        self._checked_epoch = 0
+        self.register_load_state_dict_pre_hook(self._fill_missing_teacher)
 
     def _check_decoder(self) -> None:
         embed_dims = self.backbone.embed_dims
@@ -91,6 +98,25 @@ class SdAE(BaseSelfSupervisor):
         super().init_weights()
         self.teacher.load_state_dict(self.backbone.state_dict())
 
+    @staticmethod
+    def _fill_missing_teacher(module, state_dict, prefix, *args) -> None:
+        """Load hook: a checkpoint with a student but no teacher (an exported
+        encoder, an MAE checkpoint) starts the teacher as the loaded student,
+        as the paper's teacher starts as a copy of the student."""
+        teacher, student = prefix + 'teacher.', prefix + 'backbone.'
+        if any(k.startswith(teacher) for k in state_dict):
+            return
+        copied = [k for k in list(state_dict) if k.startswith(student)]
+        for key in copied:
+            state_dict[teacher + key[len(student):]] = state_dict[key]
+        if copied:
+            print_log(
+                'the checkpoint has no SdAE teacher weights: the teacher '
+                f'starts as a copy of the loaded student ({len(copied)} '
+                f'"{student}*" tensors).',
+                logger='current',
+                level=logging.WARNING)
+
     def train(self, mode: bool = True) -> 'SdAE':
         """Switch the student; the teacher stays in eval mode (no drop path,
         no dropout)."""
@@ -115,6 +141,22 @@ class SdAE(BaseSelfSupervisor):
                 value.lerp_(student[name].to(value.dtype), 1.0 - momentum)
             else:
                 value.copy_(student[name])
+        self.teacher_updates += 1
+
+    def _warn_if_teacher_frozen(self) -> None:
+        """Once per epoch (one host sync): warn when a whole epoch went by
+        without any teacher update, i.e. no SdAETeacherEMAHook is running."""
+        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        if epoch < 1 or epoch == self._checked_epoch:
+            return
+        self._checked_epoch = epoch
+        if int(self.teacher_updates) == 0:
+            print_log(
+                f'epoch {epoch}: the SdAE teacher has never been updated, so '
+                'it is still the initial student. Add '
+                "dict(type='SdAETeacherEMAHook') to custom_hooks (Eq. 7).",
+                logger='current',
+                level=logging.WARNING)
 
     def teacher_targets(self, inputs: torch.Tensor,
                         teacher_ids: torch.Tensor) -> torch.Tensor:
@@ -139,6 +181,7 @@ class SdAE(BaseSelfSupervisor):
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
         """One SdAE step: student prediction vs teacher target (Eq. 4)."""
+        self._warn_if_teacher_frozen()
         latent, _, ids_restore = self.backbone(inputs)
         pred = self.neck(latent, ids_restore)
         masked_ids = ids_restore.argsort(dim=1)[:, self.backbone.num_visible:]

@@ -4,6 +4,12 @@ from typing import Optional, Tuple
 import torch
 
 TEACHER_INPUT_MODES = ('multi_fold', 'masked', 'crop', 'full')
+DEFAULT_NUM_FOLDS = 3  # supplementary Sec. 1: 3 folds of 49 for ViT-B/16
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) \
+        and value >= 1
 
 
 class TeacherInput:
@@ -23,29 +29,46 @@ class TeacherInput:
     - ``'full'`` (Table 5 rows 1-2, Fig. 3(b)): the whole image as one
       sequence; the loss still covers only the masked positions.
 
-    The released code drops ``N_masked mod t`` leftover tokens; here a fold
-    count that does not divide the masked patches is refused instead, so
-    every masked patch gets a target.
+    By default a fold count that does not divide the masked patches is
+    refused, so every masked patch gets a target. ``drop_remainder=True``
+    is the released code's behaviour (its ``shrink_num``): folds of
+    ``N_masked // t`` patches, the ``N_masked mod t`` left-over patches get
+    no teacher feature and no loss. It is what Fig. 4(b)'s 4 x 36 split of
+    the 147 masked patches of ViT-B/16 needs.
 
     Args:
         mode (str): one of ``TEACHER_INPUT_MODES``.
-        num_folds (int): folds t for ``'multi_fold'``. Defaults to 3.
-        crop_tokens (int, optional): k for ``'crop'``.
+        num_folds (int, optional): folds t for ``'multi_fold'`` (default 3);
+            refused for the other modes.
+        crop_tokens (int, optional): k for ``'crop'`` (required there);
+            refused for the other modes.
+        drop_remainder (bool): ``'multi_fold'`` only, see above.
     """
 
     def __init__(self,
                  mode: str = 'multi_fold',
-                 num_folds: int = 3,
-                 crop_tokens: Optional[int] = None) -> None:
+                 num_folds: Optional[int] = None,
+                 crop_tokens: Optional[int] = None,
+                 drop_remainder: bool = False) -> None:
         if mode not in TEACHER_INPUT_MODES:
             raise ValueError(f'teacher_input mode {mode!r} is unknown: choose '
                              f'one of {TEACHER_INPUT_MODES}.')
-        if mode == 'multi_fold' and (not isinstance(num_folds, int)
-                                     or num_folds < 1):
-            raise ValueError(f'num_folds={num_folds!r} must be a positive '
-                             'integer (the paper uses 3).')
-        if mode == 'crop' and (not isinstance(crop_tokens, int)
-                               or crop_tokens < 1):
+        unused = [name for name, value, used_by in (
+            ('num_folds', num_folds, 'multi_fold'),
+            ('crop_tokens', crop_tokens, 'crop'),
+            ('drop_remainder', drop_remainder or None, 'multi_fold'),
+        ) if value is not None and mode != used_by]
+        if unused:
+            raise ValueError(
+                f'teacher_input mode {mode!r} does not use {unused}: remove '
+                'them (when overriding a base config, write '
+                "teacher_input=dict(_delete_=True, mode=..., ...)).")
+        if mode == 'multi_fold':
+            num_folds = DEFAULT_NUM_FOLDS if num_folds is None else num_folds
+            if not _is_positive_int(num_folds):
+                raise ValueError(f'num_folds={num_folds!r} must be a positive '
+                                 'integer (the paper uses 3).')
+        if mode == 'crop' and not _is_positive_int(crop_tokens):
             raise ValueError(
                 f'crop_tokens={crop_tokens!r}: teacher crop needs a positive '
                 'integer number of masked tokens for the teacher, e.g. '
@@ -53,16 +76,25 @@ class TeacherInput:
         self.mode = mode
         self.num_folds = num_folds if mode == 'multi_fold' else 1
         self.crop_tokens = crop_tokens
+        self.drop_remainder = drop_remainder
 
     def check(self, num_patches: int, num_masked: int) -> None:
         """Refuse settings that do not fit ``num_masked`` masked patches."""
-        if self.mode == 'multi_fold' and num_masked % self.num_folds:
-            divisors = [d for d in range(1, num_masked + 1)
-                        if num_masked % d == 0]
-            raise ValueError(
-                f'{num_masked} masked patches (of {num_patches}) cannot be '
-                f'split into {self.num_folds} equal folds: set num_folds to '
-                f'one of {divisors}, or change mask_ratio / img_size.')
+        if self.mode == 'multi_fold':
+            if self.num_folds > num_masked:
+                raise ValueError(
+                    f'num_folds={self.num_folds} is more than the '
+                    f'{num_masked} masked patches (of {num_patches}).')
+            if num_masked % self.num_folds and not self.drop_remainder:
+                divisors = [d for d in range(1, num_masked + 1)
+                            if num_masked % d == 0]
+                raise ValueError(
+                    f'{num_masked} masked patches (of {num_patches}) cannot '
+                    f'be split into {self.num_folds} equal folds: set '
+                    f'num_folds to one of {divisors}, change mask_ratio / '
+                    'img_size, or set drop_remainder=True to leave the '
+                    f'{num_masked % self.num_folds} left-over patches '
+                    'without a target (the released code).')
         if self.mode == 'crop' and self.crop_tokens > num_masked:
             raise ValueError(
                 f'crop_tokens={self.crop_tokens} is larger than the '
@@ -95,8 +127,9 @@ class TeacherInput:
             target_ids = masked_ids[:, :self.crop_tokens]
             teacher_ids = target_ids[:, None]
         else:
-            target_ids = masked_ids
-            teacher_ids = masked_ids.reshape(batch, self.num_folds, -1)
+            fold_size = num_masked // self.num_folds
+            target_ids = masked_ids[:, :fold_size * self.num_folds]
+            teacher_ids = target_ids.reshape(batch, self.num_folds, fold_size)
         target_mask = torch.zeros(
             batch, num_patches, dtype=torch.bool, device=masked_ids.device)
         target_mask.scatter_(1, target_ids, True)
@@ -104,4 +137,5 @@ class TeacherInput:
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(mode={self.mode!r}, '
-                f'num_folds={self.num_folds}, crop_tokens={self.crop_tokens})')
+                f'num_folds={self.num_folds}, crop_tokens={self.crop_tokens}, '
+                f'drop_remainder={self.drop_remainder})')
