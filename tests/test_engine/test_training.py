@@ -35,6 +35,7 @@ def find_hook(runner, kind):
     return next(h for h in runner.hooks if isinstance(h, kind))
 
 
+@pytest.mark.slow
 def test_demo_loss_falls_when_overfitting_a_few_images(tmp_path):
     cfg = demo_cfg(tmp_path, num_images=8, batch=8, max_epochs=40,
                    **{'param_scheduler': [], 'optim_wrapper.optimizer.lr':
@@ -63,6 +64,7 @@ class CrashAfterEpoch(Hook):
             raise KeyboardInterrupt('simulated crash')
 
 
+@pytest.mark.slow
 def test_stop_and_resume_continues_from_the_saved_state(tmp_path):
     cfg = demo_cfg(tmp_path, num_images=8, batch=4, max_epochs=4)
     cfg.default_hooks.checkpoint.interval = 1

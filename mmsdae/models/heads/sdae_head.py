@@ -17,7 +17,12 @@ class SdAEHead(BaseModule):
     ``1 - cos`` averaged over the tokens with :math:`m^i = 1`. The constant 1
     only shifts the value (same gradient as the negative cosine) so that a
     perfect prediction scores 0. It is mmpretrain's ``CosineSimilarityLoss``
-    with ``shift_factor=1``.
+    with ``shift_factor=1``. (Eq. 4 as printed puts the sums over i inside a
+    single cosine; the per-token cosine, as in the released code's
+    non-fold path and in the method's description, is used here.)
+
+    The teacher's last LayerNorm already standardises each token; Eq. 3
+    matters once that norm's affine weights have moved away from (1, 0).
 
     Args:
         norm_target (bool): apply Eq. 3; ``False`` is Table 5 row 1 (no
