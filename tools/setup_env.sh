@@ -55,10 +55,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 PY="$VENV/bin/python"
-pip_install() {  # quiet pip; drops this machine's "Location ... is ignored" noise
-  "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 \
+pip_quiet() {  # quiet pip; drops this machine's "Location ... is ignored" noise
+  "$PY" -m pip --disable-pip-version-check -q "$@" 2>&1 \
     | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 }
+pip_install() { pip_quiet install "$@"; }
 installed() {  # installed NAME VERSION -> exit 0 when that version is there
   "$PY" - "$1" "$2" <<'PYEOF' 2>/dev/null
 import sys
@@ -87,7 +88,7 @@ if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; the
     log "building mmcv $MMCV_VER with ops from source into $CACHE (7-17 minutes on 2 cores)"
     SRC=$(mktemp -d)
     trap 'rm -rf "$SRC"' EXIT
-    "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VER" -d "$SRC" \
+    pip_quiet download --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VER" -d "$SRC" \
       || die "could not download the mmcv $MMCV_VER source from the package index."
     tar -xzf "$SRC"/mmcv-"$MMCV_VER".tar.gz -C "$SRC"
     SETUP="$SRC/mmcv-$MMCV_VER/setup.py"
