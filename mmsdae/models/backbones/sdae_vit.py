@@ -2,12 +2,9 @@
 from typing import Optional, Tuple
 
 import torch
+from mmengine.utils import to_2tuple
 from mmpretrain.models import MAEViT, VisionTransformer
 from mmpretrain.registry import MODELS
-
-
-def _pair(value) -> Tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 @MODELS.register_module()
@@ -134,7 +131,8 @@ def _check_geometry(img_size, patch_size, mask_ratio: float) -> None:
             f'mask_ratio={mask_ratio} is outside (0, 1): SdAE needs visible '
             'patches for the student and masked ones for the teacher; the '
             'paper uses 0.75.')
-    (img_h, img_w), (patch_h, patch_w) = _pair(img_size), _pair(patch_size)
+    (img_h, img_w), (patch_h, patch_w) = to_2tuple(img_size), to_2tuple(
+        patch_size)
     if img_h % patch_h or img_w % patch_w:
         raise ValueError(
             f'img_size={img_size} is not divisible by patch_size='
