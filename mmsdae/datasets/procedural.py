@@ -143,12 +143,12 @@ class ShapesGenerator:
         rng = self._rng(index)
         label = self._draw_label(rng)
         size = self.image_size
-        canvas = self._background(rng)
+        canvas = self.background(rng)
         for _ in range(rng.integers(*NUM_CLUTTER)):
-            self._paint_random_shape(rng, canvas, CLUTTER_HALF_SIZE)
+            self.paint_random_shape(rng, canvas, CLUTTER_HALF_SIZE)
         self._paint_foreground(rng, canvas, label)
         for _ in range(rng.integers(*NUM_OCCLUDERS)):
-            self._paint_random_shape(rng, canvas, OCCLUDER_HALF_SIZE)
+            self.paint_random_shape(rng, canvas, OCCLUDER_HALF_SIZE)
         # Drawn last: the number of noise samples depends on the image size.
         canvas += uniform_noise(rng, (size, size, 3), PIXEL_NOISE_STD)
         image = np.clip(canvas * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
@@ -162,8 +162,12 @@ class ShapesGenerator:
     def _draw_label(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.num_classes))
 
-    def _background(self, rng: np.random.Generator) -> np.ndarray:
-        """Return a float32 HxWx3 canvas filled with a muted texture."""
+    def background(self, rng: np.random.Generator) -> np.ndarray:
+        """Return a float32 HxWx3 canvas filled with a muted texture.
+
+        Public so that other scene writers (e.g.
+        :mod:`mmsdae.datasets.tiny_downstream`) draw the same backgrounds.
+        """
         kind = BACKGROUND_TEXTURES[rng.integers(len(BACKGROUND_TEXTURES))]
         colours = (muted_colour(rng), muted_colour(rng))
         half = self.image_size / 2.0
@@ -172,15 +176,20 @@ class ShapesGenerator:
                               self.image_size)
         return blend(colours, field)
 
-    def _paint_random_shape(self, rng: np.random.Generator,
-                            canvas: np.ndarray,
-                            half_size_range: Tuple[float, float]) -> None:
-        """Paint a muted shape of random type anywhere on the canvas."""
+    def paint_random_shape(self, rng: np.random.Generator,
+                           canvas: np.ndarray,
+                           half_size_range: Tuple[float, float]) -> np.ndarray:
+        """Paint a muted shape of random type anywhere on the canvas.
+
+        Returns:
+            np.ndarray: Boolean (H, W) mask of the painted pixels.
+        """
         shape = SHAPE_TYPES[rng.integers(len(SHAPE_TYPES))]
         centre = rng.uniform(0.0, 1.0, size=2)
         half_size = rng.uniform(*half_size_range)
         colours = (muted_colour(rng), muted_colour(rng))
-        self._paint_shape(rng, canvas, shape, centre, half_size, colours)
+        return self.paint_shape(rng, canvas, shape, centre, half_size,
+                                colours)
 
     def _paint_foreground(self, rng: np.random.Generator, canvas: np.ndarray,
                           label: int) -> None:
@@ -190,15 +199,19 @@ class ShapesGenerator:
         centre = rng.uniform(*FOREGROUND_CENTRE, size=2)
         half_size = rng.uniform(*FOREGROUND_HALF_SIZE)
         colours = (vivid_colour(rng, hue), vivid_colour(rng, hue))
-        self._paint_shape(rng, canvas, shape, centre, half_size, colours)
+        self.paint_shape(rng, canvas, shape, centre, half_size, colours)
 
-    def _paint_shape(self, rng: np.random.Generator, canvas: np.ndarray,
-                     shape: str, centre: np.ndarray, half_size: float,
-                     colours: Tuple[np.ndarray, np.ndarray]) -> None:
+    def paint_shape(self, rng: np.random.Generator, canvas: np.ndarray,
+                    shape: str, centre: np.ndarray, half_size: float,
+                    colours: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Paint a rotated, stretched, textured shape in place.
 
         ``centre`` and ``half_size`` are fractions of the image size. Only the
         bounding box of the shape is evaluated, which keeps drawing cheap.
+
+        Returns:
+            np.ndarray: Boolean (H, W) mask of the painted pixels, so that
+            callers can derive exact instance masks or label maps.
         """
         size = self.image_size
         aspect = math.sqrt(rng.uniform(0.6, 1.6))
@@ -217,6 +230,9 @@ class ShapesGenerator:
         field = texture_field(rng, kind, ys, xs, (cx, cy), radius, size)
         region = canvas[y0:y1, x0:x1]
         region[mask] = blend(colours, field[mask])
+        painted = np.zeros((size, size), dtype=bool)
+        painted[y0:y1, x0:x1] = mask
+        return painted
 
 
 def check_generator_args(image_size: int, num_classes: int,
