@@ -22,6 +22,9 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Registers mmsdae's modules and its checkpoint allow-list for torch.load.
 import mmsdae  # noqa: E402,F401
+from mmsdae.utils.preflight import (PreflightError,  # noqa: E402
+                                    check_data_roots,
+                                    check_pretrained_checkpoints)
 
 
 def parse_args():
@@ -134,6 +137,11 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        check_pretrained_checkpoints(cfg)
+        check_data_roots(cfg)
+    except PreflightError as exc:
+        fail(str(exc))
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
