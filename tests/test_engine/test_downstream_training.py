@@ -3,6 +3,7 @@ ImageNet folders through MMEngine's Runner and is scored by the real
 metrics (mmpretrain Accuracy, mmdet CocoMetric via pycocotools, mmseg
 IoUMetric)."""
 import copy
+import importlib.util
 import math
 import os.path as osp
 
@@ -91,3 +92,65 @@ def test_upernet_on_tiny_ade20k(tiny_data, tmp_path):
     assert math.isfinite(loss)
     for key in ('aAcc', 'mIoU', 'mAcc'):
         check_metric(metrics, key, 0, 100)
+
+
+@pytest.mark.slow
+def test_pretrain_convert_then_detect_and_segment(tiny_data, tmp_path,
+                                                  capsys):
+    """The whole transfer path: a few SdAE pre-training iterations (the CPU
+    demo config) -> export the student with the converter CLI (checked
+    against the detection config's backbone) -> Mask R-CNN and UperNet
+    fine-tuning from that file -> their metrics, printed as numbers."""
+    import torch
+
+    from mmsdae.utils.ckpt_convert import (build_backbone_from_config,
+                                           check_against_backbone)
+    spec = importlib.util.spec_from_file_location(
+        'sdae_to_vit', osp.join(ROOT, 'tools/model_converters/sdae_to_vit.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)  # tools/ is no package
+
+    pretrain = Config.fromfile(
+        osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-'
+                 '64px.py'))
+    pretrain.work_dir = str(tmp_path / 'pretrain')
+    pretrain.train_cfg.max_epochs = 1
+    pretrain.train_dataloader.dataset.num_images = 64  # 2 iterations
+    pretrain.train_dataloader.num_workers = 0
+    pretrain.train_dataloader.persistent_workers = False
+    pretrain.default_hooks.checkpoint = dict(type='CheckpointHook',
+                                             interval=1)
+    pretrain.log_level = 'WARNING'
+    init_default_scope('mmpretrain')
+    Runner.from_cfg(pretrain).train()
+    pretrained = str(tmp_path / 'pretrain' / 'epoch_1.pth')
+
+    encoder = str(tmp_path / 'encoder.pth')
+    det_cfg_path = osp.join(BENCH, TINY['det'])
+    tool.main([pretrained, encoder, '--config', det_cfg_path])
+    assert 'missing' in capsys.readouterr().out
+    state = torch.load(encoder, map_location='cpu')['state_dict']
+    student = torch.load(pretrained, map_location='cpu')['state_dict']
+    for kind in ('det', 'seg', 'cls'):  # zero missing keys in every backbone
+        backbone = build_backbone_from_config(osp.join(BENCH, TINY[kind]))
+        report = check_against_backbone(state, backbone)
+        assert report['missing'] == [] or (
+            kind == 'cls' and set(report['missing']) == {'ln2.weight',
+                                                         'ln2.bias'})
+
+    results = {}
+    for kind in ('det', 'seg'):
+        cfg = tiny_config(kind, tiny_data, tmp_path / kind, encoder)
+        init_default_scope(cfg.default_scope)
+        runner = Runner.from_cfg(copy.deepcopy(cfg))
+        runner.model.init_weights()  # what train() does first
+        loaded = runner.model.backbone.layers[2].attn.qkv.weight
+        assert torch.equal(loaded,
+                           student['backbone.layers.2.attn.qkv.weight'])
+        runner.train()
+        results[kind] = runner.test()
+    print({k: {m: round(float(v), 4) for m, v in r.items()}
+           for k, r in results.items()})
+    check_metric(results['det'], 'coco/bbox_mAP', 0, 1)
+    check_metric(results['det'], 'coco/segm_mAP', 0, 1)
+    check_metric(results['seg'], 'mIoU', 0, 100)
