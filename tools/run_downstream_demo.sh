@@ -24,7 +24,7 @@ PRETRAINED="$(cat work_dirs/demo/last_checkpoint)"
 
 CONFIGS=(
   vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px
-  vit-tiny-p8_1xb16-linear-coslr-2e_tiny-in1k-64px
+  vit-tiny-p8_1xb16-linear-coslr-10e_tiny-in1k-64px
   mask-rcnn_vit-tiny-p8_fpn_1xb2-1e_tiny-coco-128px
   upernet_vit-tiny-p8_1xb2-8i_tiny-ade20k-64px
 )

@@ -526,7 +526,8 @@ def check_consistency(state: StateDict, prefix: str = 'backbone.') -> dict:
 def check_against_backbone(state: StateDict,
                            backbone: nn.Module,
                            prefix: str = 'backbone.',
-                           allow_missing: bool = False) -> dict:
+                           allow_missing: bool = False,
+                           resize_pos_embed: bool = False) -> dict:
     """Compare ``state`` with what ``backbone.load_state_dict`` expects.
 
     Mirrors loading with ``init_cfg=dict(type='Pretrained', prefix=prefix)``:
@@ -535,13 +536,16 @@ def check_against_backbone(state: StateDict,
     Returns:
         dict: ``target`` (class name), ``matched`` (number of keys loaded),
         ``missing`` (backbone keys the checkpoint lacks; only
-        :data:`OPTIONAL_TARGET_KEYS` unless ``allow_missing``),
+        :data:`OPTIONAL_TARGET_KEYS` that the backbone trains, unless
+        ``allow_missing``),
         ``unexpected`` (checkpoint keys the backbone has no use for, e.g.
         ``ln1.*`` for ``final_norm=False``), ``notes``.
 
     Raises:
         ValueError: on any shape mismatch (key, source and target shape; a
-            pos_embed grid mismatch says to pass --interpolate-pos-embed),
+            pos_embed grid mismatch says to pass --interpolate-pos-embed,
+            unless ``resize_pos_embed``: the mmpretrain ViT resizes a
+            different grid itself when it loads the weights),
             when no key matches, or when other keys are missing (e.g. fewer
             blocks than the backbone) unless ``allow_missing``.
     """
@@ -560,6 +564,10 @@ def check_against_backbone(state: StateDict,
         if key == 'pos_embed':
             message = _pos_embed_mismatch(source, backbone, src_shape,
                                           tgt_shape, prefix)
+            if message is not None and resize_pos_embed:
+                notes.append(f'pos_embed {src_shape} -> {tgt_shape}: '
+                             'resized by the backbone when it loads.')
+                continue
             if message is None:  # only the class-token row differs
                 notes.append(
                     f'pos_embed {src_shape} -> {tgt_shape}: the backbone has '
@@ -589,7 +597,13 @@ def check_against_backbone(state: StateDict,
             "type='mmpretrain.VisionTransformer' (or a subclass) in the "
             'config.')
     missing = sorted(set(target) - set(source))
-    required = [k for k in missing if not k.startswith(OPTIONAL_TARGET_KEYS)]
+    # A frozen norm (linear probing freezes the final norm) is never
+    # trained, so it must come from the checkpoint.
+    frozen = {k for k, p in backbone.named_parameters() if not p.requires_grad}
+    required = [
+        k for k in missing
+        if not k.startswith(OPTIONAL_TARGET_KEYS) or k in frozen
+    ]
     if required and not allow_missing:
         raise ValueError(
             f'the {name} backbone expects {len(required)} key(s) the '
@@ -617,10 +631,11 @@ def backbone_grid(backbone: nn.Module) -> Optional[Grid]:
     return (side, side) if side * side == num_grid else None
 
 
-def build_backbone_from_config(config: str) -> nn.Module:
+def build_backbone_from_config(config) -> nn.Module:
     """Build ``model.backbone`` of a config file, as its runner would.
 
-    Imports the config's ``custom_imports`` and builds under its
+    ``config`` is a file name or an ``mmengine.Config``. Imports the
+    config's ``custom_imports`` and builds under its
     ``default_scope``, so cross-scope types such as
     ``'mmpretrain.VisionTransformer'`` in an mmdet / mmseg config resolve
     (MMEngine imports ``<scope>.registry`` on demand). ``init_cfg`` is
@@ -634,9 +649,12 @@ def build_backbone_from_config(config: str) -> nn.Module:
     from mmengine.registry import MODELS, DefaultScope
     from mmengine.utils import import_modules_from_strings
 
-    if not osp.isfile(config):
+    if isinstance(config, Config):
+        cfg, config = config, config.filename or 'the config'
+    elif not osp.isfile(config):
         raise FileNotFoundError(f'config not found: {config}')
-    cfg = Config.fromfile(config)
+    else:
+        cfg = Config.fromfile(config)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])
     backbone_cfg = (cfg.get('model') or {}).get('backbone')

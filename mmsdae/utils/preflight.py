@@ -7,6 +7,7 @@ logs a warning. These checks fail at start-up with a message that names the
 config key, the path and the fix.
 """
 import os.path as osp
+import pickle
 from typing import Iterator, List, Tuple
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -30,9 +31,14 @@ def iter_pretrained_inits(node, path: str = 'model') -> Iterator[Tuple[str,
             yield from iter_pretrained_inits(value, f'{path}[{i}]')
 
 
-def check_pretrained_checkpoints(cfg) -> List[str]:
+def check_pretrained_checkpoints(cfg, check_backbone: bool = True
+                                 ) -> List[str]:
     """Every ``Pretrained`` init_cfg in ``cfg.model`` names a readable local
-    checkpoint that holds keys under its ``prefix``. Returns the checked
+    checkpoint that holds keys under its ``prefix``; for
+    ``model.backbone.init_cfg`` (with ``check_backbone``) the weights must
+    also fit the backbone the config builds: same shapes (a different
+    position-embedding grid is fine, the ViT resizes it when loading) and
+    no missing key it does not train from scratch. Returns the checked
     paths; raises :class:`PreflightError` otherwise. URLs are left to
     MMEngine."""
     checked = []
@@ -51,7 +57,8 @@ def check_pretrained_checkpoints(cfg) -> List[str]:
                 f'{key}.checkpoint={ckpt!r} does not exist: {fix}.')
         prefix = init.get('prefix')
         if prefix:
-            keys = checkpoint_keys(ckpt)
+            state = load_state_dict(ckpt)
+            keys = list(state)
             if not any(k.startswith(prefix) for k in keys):
                 found = sorted({k.split('.')[0] for k in keys})[:8]
                 raise PreflightError(
@@ -60,19 +67,47 @@ def check_pretrained_checkpoints(cfg) -> List[str]:
                     'tools/model_converters/sdae_to_vit.py '
                     f'{ckpt} <out.pth> (it reads mmsdae and timm/MAE '
                     'formats).')
+            if check_backbone and key == 'model.backbone.init_cfg':
+                check_backbone_fits(cfg, state, prefix, ckpt)
         checked.append(ckpt)
     return checked
 
 
-def checkpoint_keys(path: str) -> List[str]:
-    """State-dict keys of a checkpoint file, loaded on the CPU."""
+def check_backbone_fits(cfg, state: dict, prefix: str, path: str) -> None:
+    """Raise :class:`PreflightError` unless ``state`` (keys under
+    ``prefix``) loads into ``cfg.model.backbone`` without a shape mismatch
+    or a missing key that the backbone would not train."""
+    from .ckpt_convert import build_backbone_from_config, check_against_backbone
+    try:
+        backbone = build_backbone_from_config(cfg)
+    except ValueError:
+        return  # the Runner will report the config error itself
+    try:
+        check_against_backbone(
+            {k: v for k, v in state.items() if hasattr(v, 'shape')},
+            backbone, prefix=prefix, resize_pos_embed=True)
+    except ValueError as exc:
+        raise PreflightError(
+            f'model.backbone.init_cfg.checkpoint={path!r} does not fit '
+            f'model.backbone: {exc}') from exc
+
+
+def load_state_dict(path: str) -> dict:
+    """The state dict of a checkpoint file (unwrapped from ``state_dict``
+    or ``model``), loaded on the CPU with tensors memory-mapped."""
     import torch
 
     from .checkpoint import allow_mmengine_checkpoint_globals
     allow_mmengine_checkpoint_globals()
     try:
         ckpt = torch.load(path, map_location='cpu', mmap=True)
-    except Exception as exc:  # truncated zip, pickle error, not a file ...
+    except pickle.UnpicklingError as exc:  # e.g. an argparse.Namespace
+        raise PreflightError(
+            f'checkpoint {path!r} holds objects that weights-only loading '
+            f'refuses ({exc}); convert it first: python tools/'
+            f'model_converters/sdae_to_vit.py {path} <out.pth> '
+            '--unsafe-load (only for files you trust).') from exc
+    except Exception as exc:  # truncated zip, not a file ...
         raise PreflightError(
             f'cannot read checkpoint {path!r} ({type(exc).__name__}: '
             f'{exc}); the file is corrupt or not a PyTorch checkpoint.'
@@ -82,7 +117,7 @@ def checkpoint_keys(path: str) -> List[str]:
             if isinstance(ckpt.get(wrapper), dict):
                 ckpt = ckpt[wrapper]
                 break
-        return [str(k) for k in ckpt]
+        return {str(k): v for k, v in ckpt.items()}
     raise PreflightError(f'checkpoint {path!r} holds a {type(ckpt).__name__}'
                          ', not a state dict.')
 

@@ -22,7 +22,7 @@ DET_RCMAE = 'mask-rcnn_vit-base-p16_fpn_lsj-8xb2-100e_coco.py'
 SEG = 'upernet_vit-base-p16_8xb2-160k_ade20k-512x512.py'
 TINY = {
     'cls': 'vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px.py',
-    'linear': 'vit-tiny-p8_1xb16-linear-coslr-2e_tiny-in1k-64px.py',
+    'linear': 'vit-tiny-p8_1xb16-linear-coslr-10e_tiny-in1k-64px.py',
     'det': 'mask-rcnn_vit-tiny-p8_fpn_1xb2-1e_tiny-coco-128px.py',
     'seg': 'upernet_vit-tiny-p8_1xb2-8i_tiny-ade20k-64px.py',
 }
@@ -113,6 +113,9 @@ def test_linear_probe_follows_mae():
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.weight_decay) == ('LARS', 0.0)
     assert opt.lr == pytest.approx(0.1 * 16384 / 256)
+    # MAE's LARS skips the trust ratio for 1-D parameters (the bias).
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys['.bias'] == dict(
+        lars_exclude=True)
     assert cfg.train_cfg.max_epochs == 90
     assert cfg.param_scheduler[0].end == 10
     model = build_model(cfg)
@@ -158,6 +161,8 @@ def test_detection_rcmae_protocol():
     jitter = [t for t in cfg.train_dataloader.dataset.pipeline
               if t.type == 'RandomResize'][0]
     assert tuple(jitter.ratio_range) == (0.1, 2.0)
+    # "equally divide the ViT into four blocks"
+    assert tuple(cfg.model.backbone.out_indices) == (2, 5, 8, 11)
 
 
 def test_segmentation_matches_the_cae_setting():
@@ -241,3 +246,53 @@ def test_layer_decay_constructor_refuses_a_backbone_without_depths():
         ViTLayerDecayOptimWrapperConstructor(
             dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)),
             dict(layer_decay_rate=1.5))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name,shape', [(DET, (480, 640)),
+                                        (DET_RCMAE, (512, 512)),
+                                        (SEG, (512, 512))])
+def test_full_size_models_compute_a_loss(name, shape):
+    """The ViT-B/16 detection and segmentation models of the real configs
+    (not only the tiny ones) run a loss forward on one image."""
+    cfg = load(name)
+    for module in [cfg.model.get('neck')] + list(
+            cfg.model.get('neck') or []):
+        if isinstance(module, dict) and 'norm_cfg' in module:
+            module.norm_cfg = dict(type='BN', requires_grad=True)
+    for head in ('decode_head', 'auxiliary_head'):
+        if head in cfg.model:
+            cfg.model[head].norm_cfg = dict(type='BN', requires_grad=True)
+    model = build_model(cfg)
+    height, width = shape
+    batch = 1 if cfg.default_scope == 'mmdet' else 2  # UperNet's PPM: BN
+    image = torch.rand(batch, 3, height, width) * 255
+    if cfg.default_scope == 'mmdet':
+        from mmdet.structures import DetDataSample
+        from mmdet.structures.mask import BitmapMasks
+        from mmengine.structures import InstanceData
+        sample = DetDataSample(metainfo=dict(
+            img_shape=shape, pad_shape=shape, ori_shape=shape,
+            batch_input_shape=shape, scale_factor=(1., 1.)))
+        masks = torch.zeros(1, height, width, dtype=torch.uint8)
+        masks[0, 100:300, 100:260] = 1
+        sample.gt_instances = InstanceData(
+            bboxes=torch.tensor([[100., 100., 260., 300.]]),
+            labels=torch.tensor([3]),
+            masks=BitmapMasks(masks.numpy(), height, width))
+        feats = model.extract_feat(image)
+        # strides 4, 8, 16, 32 (+ 64 from the FPN's extra level)
+        assert [f.shape[-1] for f in feats] == [width // s
+                                                for s in (4, 8, 16, 32, 64)]
+    else:
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        sample = SegDataSample(metainfo=dict(
+            img_shape=shape, pad_shape=shape, ori_shape=shape))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 150, (1, height, width)))
+    losses = model.loss(image, [sample] * batch)
+    total = sum(
+        sum(x.sum() for x in v) if isinstance(v, list) else v.sum()
+        for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)

@@ -18,7 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'configs', 'sdae', 'benchmarks')
 TINY = {
     'cls': 'vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px.py',
-    'linear': 'vit-tiny-p8_1xb16-linear-coslr-2e_tiny-in1k-64px.py',
+    'linear': 'vit-tiny-p8_1xb16-linear-coslr-10e_tiny-in1k-64px.py',
     'det': 'mask-rcnn_vit-tiny-p8_fpn_1xb2-1e_tiny-coco-128px.py',
     'seg': 'upernet_vit-tiny-p8_1xb2-8i_tiny-ade20k-64px.py',
 }
@@ -75,9 +75,15 @@ def test_classification_protocols_on_tiny_imagenet(kind, tiny_data,
                                                    tmp_path):
     metrics, loss = train_and_test(tiny_config(kind, tiny_data, tmp_path))
     assert math.isfinite(loss)
-    check_metric(metrics, 'accuracy/top1', 0, 100)
+    top1 = check_metric(metrics, 'accuracy/top1', 0, 100)
     top5 = check_metric(metrics, 'accuracy/top5', 0, 100)
-    assert top5 >= metrics['accuracy/top1']
+    assert top5 >= top1
+    if kind == 'linear':
+        # 10 shape classes: chance is 10 %. Even a random-init frozen ViT
+        # gives features a linear head separates in 10 epochs; a probe
+        # whose head does not train (e.g. a LARS lr too small) stays near
+        # chance.
+        assert top1 >= 20, metrics
 
 
 def test_mask_rcnn_on_tiny_coco(tiny_data, tmp_path):
@@ -95,8 +101,7 @@ def test_upernet_on_tiny_ade20k(tiny_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrain_convert_then_detect_and_segment(tiny_data, tmp_path,
-                                                  capsys):
+def test_pretrain_convert_then_detect_and_segment(tiny_data, tmp_path):
     """The whole transfer path: a few SdAE pre-training iterations (the CPU
     demo config) -> export the student with the converter CLI (checked
     against the detection config's backbone) -> Mask R-CNN and UperNet
@@ -128,7 +133,6 @@ def test_pretrain_convert_then_detect_and_segment(tiny_data, tmp_path,
     encoder = str(tmp_path / 'encoder.pth')
     det_cfg_path = osp.join(BENCH, TINY['det'])
     tool.main([pretrained, encoder, '--config', det_cfg_path])
-    assert 'missing' in capsys.readouterr().out
     state = torch.load(encoder, map_location='cpu')['state_dict']
     student = torch.load(pretrained, map_location='cpu')['state_dict']
     for kind in ('det', 'seg', 'cls'):  # zero missing keys in every backbone

@@ -20,7 +20,8 @@ def cfg_with_checkpoint(path, prefix='backbone.'):
 def test_a_converted_encoder_passes(tmp_path):
     path = str(tmp_path / 'enc.pth')
     torch.save(dict(state_dict={'backbone.cls_token': torch.zeros(1)}), path)
-    assert check_pretrained_checkpoints(cfg_with_checkpoint(path)) == [path]
+    cfg = cfg_with_checkpoint(path)
+    assert check_pretrained_checkpoints(cfg, check_backbone=False) == [path]
 
 
 @pytest.mark.parametrize('checkpoint,match', [
@@ -71,3 +72,64 @@ def test_missing_data_roots(tmp_path):
         check_data_roots(cfg)
     cfg.val_dataloader.dataset.data_root = ''  # procedural: nothing to check
     assert check_data_roots(cfg) == [ok]
+
+
+BENCH = 'configs/sdae/benchmarks/'
+
+
+def vit_state(embed_dims=96, num_layers=4, img_size=64, final_norm=True):
+    """``backbone.*`` weights of an mmpretrain ViT (8 px patches)."""
+    from mmpretrain.models import VisionTransformer
+    vit = VisionTransformer(
+        arch=dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=3,
+                  feedforward_channels=4 * embed_dims),
+        img_size=img_size, patch_size=8, final_norm=final_norm)
+    return {'backbone.' + k: v for k, v in vit.state_dict().items()}
+
+
+def downstream_cfg(name, tmp_path, state):
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, BENCH, name))
+    path = str(tmp_path / 'encoder.pth')
+    torch.save(dict(state_dict=state), path)
+    cfg.model.backbone.init_cfg.checkpoint = path
+    return cfg
+
+
+@pytest.mark.parametrize('name', [
+    'mask-rcnn_vit-tiny-p8_fpn_1xb2-1e_tiny-coco-128px.py',
+    'vit-tiny-p8_1xb16-linear-coslr-10e_tiny-in1k-64px.py',
+])
+def test_an_encoder_of_the_right_arch_passes(name, tmp_path):
+    # 128 px weights (16 x 16 grid) for a 64 px backbone: resized on load.
+    cfg = downstream_cfg(name, tmp_path, vit_state(img_size=128))
+    assert len(check_pretrained_checkpoints(cfg)) == 1
+
+
+def test_an_encoder_of_another_width_is_refused(tmp_path):
+    cfg = downstream_cfg('upernet_vit-tiny-p8_1xb2-8i_tiny-ade20k-64px.py',
+                         tmp_path, vit_state(embed_dims=48))
+    with pytest.raises(PreflightError, match='does not fit') as err:
+        check_pretrained_checkpoints(cfg)
+    assert 'width 48' in str(err.value) and 'width 96' in str(err.value)
+
+
+def test_an_encoder_with_fewer_blocks_is_refused(tmp_path):
+    cfg = downstream_cfg('vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px.py',
+                         tmp_path, vit_state(num_layers=2))
+    with pytest.raises(PreflightError, match='layers.2'):
+        check_pretrained_checkpoints(cfg)
+
+
+def test_linear_probe_needs_the_frozen_final_norm(tmp_path):
+    # A global-pool fine-tuned MAE file has no final norm (ln1): fine for
+    # fine-tuning (ln1 unused / trained), not for a frozen linear probe.
+    state = vit_state(final_norm=False)
+    cfg = downstream_cfg('vit-tiny-p8_1xb16-linear-coslr-10e_tiny-in1k-64px.py',
+                         tmp_path, state)
+    with pytest.raises(PreflightError, match='ln1.weight'):
+        check_pretrained_checkpoints(cfg)
+    cfg = downstream_cfg('vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px.py',
+                         tmp_path, state)
+    assert len(check_pretrained_checkpoints(cfg)) == 1

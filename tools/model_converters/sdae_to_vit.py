@@ -34,10 +34,14 @@ import os
 import os.path as osp
 import sys
 
+# Let the tool run from a checkout without installing mmsdae.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
 # Importing mmsdae registers its modules and allow-lists MMEngine checkpoint
 # types; ``extract_encoder`` / ``SOURCES`` stay importable from here.
-from mmsdae.utils.ckpt_convert import ENCODER_PREFIXES as SOURCES
-from mmsdae.utils.ckpt_convert import (build_backbone_from_config,
+from mmsdae.utils.ckpt_convert import \
+    ENCODER_PREFIXES as SOURCES  # noqa: E402
+from mmsdae.utils.ckpt_convert import (build_backbone_from_config,  # noqa
                                        convert_checkpoint, extract_encoder,
                                        load_checkpoint_file, save_atomic)
 

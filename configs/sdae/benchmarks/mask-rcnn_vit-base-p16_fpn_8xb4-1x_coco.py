@@ -1,6 +1,7 @@
 # COCO detection + instance segmentation, the SdAE supplementary Sec. 1
 # protocol (the CAE setting): Mask R-CNN + FPN on a ViT-B/16 whose blocks
-# 4, 6, 8 and 12 (four equally spaced blocks) feed a four-scale pyramid
+# 4, 6, 8 and 12 (the four blocks BEiT / CAE spread over the depth; indices
+# 3, 5, 7, 11) feed a four-scale pyramid
 # (strides 4/8/16/32: two deconvolutions, one deconvolution, identity,
 # max-pooling; mmseg's Feature2Pyramid) in front of the FPN; multi-scale
 # training (short side 480-800, long side <= 1333), batch 32 (8 GPUs x 4),
@@ -98,3 +99,6 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=32)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+# Reproducible by default, as the mmsdae pre-training configs (mmdet's and
+# mmseg's runtimes draw a random seed).
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -73,6 +73,8 @@ val_dataloader = dict(
     persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# Built from data_root when the config is read: when overriding the data
+# root with --cfg-options, override val_evaluator.ann_file as well.
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 

@@ -85,3 +85,6 @@ param_scheduler = [
         by_epoch=False),
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# Reproducible by default, as the mmsdae pre-training configs (mmdet's and
+# mmseg's runtimes draw a random seed).
+randomness = dict(seed=0, diff_rank_seed=True)

@@ -17,7 +17,8 @@ model = dict(
         arch='base',
         img_size=224,
         patch_size=16,
-        frozen_stages=12,  # patch embedding + all 12 blocks + final norm
+        frozen_stages=12,  # patch embedding, all 12 blocks, final norm
+        # (set it to the depth when changing arch: 24 for ViT-L)
         out_type='cls_token',
         final_norm=True,
         init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
@@ -64,7 +65,9 @@ optim_wrapper = dict(
         type='LARS',
         lr=base_lr * batch_size / 256,
         weight_decay=0.0,
-        momentum=0.9))
+        momentum=0.9),
+    # MAE's LARS applies no trust ratio to 1-D parameters (the head bias).
+    paramwise_cfg=dict(custom_keys={'.bias': dict(lars_exclude=True)}))
 
 max_epochs = 90
 warmup_epochs = 10
