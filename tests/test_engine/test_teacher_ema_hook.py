@@ -121,9 +121,9 @@ def test_iteration_based_loop_is_refused(tmp_path, tiny_cfg):
 
 def test_training_without_the_hook_warns_that_the_teacher_is_frozen(
         tmp_path, tiny_cfg, monkeypatch):
-    import mmsdae.models.algorithms.sdae as sdae_module
+    import mmsdae.models.algorithms.ema_teacher as ema_module
     messages = []
-    monkeypatch.setattr(sdae_module, 'print_log',
+    monkeypatch.setattr(ema_module, 'print_log',
                         lambda msg, **kwargs: messages.append(msg))
     runner = make_runner(tmp_path, tiny_cfg, max_epochs=3,
                          hook_cfg=dict(type='TrainSummaryHook'))

@@ -230,7 +230,7 @@ def test_checkpoint_without_teacher_starts_teacher_from_loaded_student(
         build_tiny, tmp_path, monkeypatch, via):
     from mmengine.runner import load_checkpoint
 
-    import mmsdae.models.algorithms.sdae as sdae_module
+    import mmsdae.models.algorithms.ema_teacher as ema_module
     source = build_tiny()
     with torch.no_grad():
         for p in source.backbone.parameters():
@@ -238,7 +238,7 @@ def test_checkpoint_without_teacher_starts_teacher_from_loaded_student(
     student_only = {k: v for k, v in source.state_dict().items()
                     if not k.startswith('teacher.')}
     messages = []
-    monkeypatch.setattr(sdae_module, 'print_log',
+    monkeypatch.setattr(ema_module, 'print_log',
                         lambda msg, **kwargs: messages.append(msg))
     target = build_tiny()
     if via == 'torch':
@@ -249,7 +249,7 @@ def test_checkpoint_without_teacher_starts_teacher_from_loaded_student(
         load_checkpoint(target, str(path), map_location='cpu')
     for name, value in source.backbone.state_dict().items():
         torch.testing.assert_close(target.teacher.state_dict()[name], value)
-    assert any('no SdAE teacher weights' in m for m in messages)
+    assert any('no "teacher" weights' in m for m in messages)
 
     # a checkpoint that has a teacher keeps it
     messages.clear()

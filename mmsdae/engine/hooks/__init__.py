@@ -1,4 +1,8 @@
-from .teacher_ema_hook import SdAETeacherEMAHook, cosine_momentum
+from .teacher_ema_hook import (SdAETeacherEMAHook, TeacherEMAHook,
+                               cosine_momentum)
 from .train_summary_hook import TrainSummaryHook
 
-__all__ = ['SdAETeacherEMAHook', 'TrainSummaryHook', 'cosine_momentum']
+__all__ = [
+    'SdAETeacherEMAHook', 'TeacherEMAHook', 'TrainSummaryHook',
+    'cosine_momentum'
+]

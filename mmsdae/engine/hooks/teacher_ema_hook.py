@@ -1,4 +1,11 @@
-"""The SdAE teacher's EMA schedule (Eq. 7, Sec. 4.2, supplementary Sec. 1)."""
+"""EMA teacher updates and their momentum schedule.
+
+:class:`TeacherEMAHook` drives ``model.momentum_update`` (SdAE Eq. 7, RC-MAE
+Eq. 2) for every :class:`EMATeacherSelfSupervisor`; the momentum follows a
+cosine ramp, one value per epoch (SdAE, supplementary Sec. 1) or per
+iteration (RC-MAE's released schedule). :class:`SdAETeacherEMAHook` is the
+same hook with SdAE's defaults.
+"""
 import math
 from typing import Optional
 
@@ -8,6 +15,7 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
 UPDATE_INTERVALS = ('epoch', 'iter')
+SCHEDULES = ('epoch', 'iter')
 CHECKPOINT_KEY = 'sdae_teacher_ema'
 
 
@@ -17,7 +25,9 @@ def cosine_momentum(epoch: int, max_epochs: int, start: float,
 
     ``eta(e) = end - (end - start) * (1 + cos(pi * e / (E - 1))) / 2``: eta is
     ``start`` at the first epoch, ``end`` at the last (E - 1), and
-    ``(start + end) / 2`` half-way. Supplementary Sec. 1: 0.96 -> 0.99.
+    ``(start + end) / 2`` half-way. Supplementary Sec. 1: 0.96 -> 0.99. The
+    same ramp over iterations (``epoch`` = iteration, ``max_epochs`` = total
+    iterations) is RC-MAE's 0.996 -> 1.
     """
     if max_epochs <= 1:
         return end
@@ -26,50 +36,62 @@ def cosine_momentum(epoch: int, max_epochs: int, start: float,
 
 
 @HOOKS.register_module()
-class SdAETeacherEMAHook(Hook):
-    """Update the SdAE teacher by EMA (Eq. 7) with a per-epoch cosine eta.
+class TeacherEMAHook(Hook):
+    """Update an EMA teacher (SdAE Eq. 7, RC-MAE Eq. 2) on a cosine ramp.
 
-    The paper (supplementary Sec. 1) ramps eta from 0.96 to 0.99 and updates
-    the teacher once per epoch; Sec. 4.2 / Fig. 4(a) compares that with an
-    update after every iteration (``update_interval='iter'``, which uses the
-    same per-epoch eta, as the released code does).
+    SdAE (supplementary Sec. 1) ramps eta from 0.96 to 0.99 with one value
+    per epoch and updates once per epoch; its Sec. 4.2 / Fig. 4(a) compares
+    that with an update after every iteration (``update_interval='iter'``,
+    still with the epoch's eta, as the released code does). RC-MAE updates
+    after every iteration (Eq. 2) with a per-iteration ramp
+    (``schedule='iter'``; 0.996 -> 1 in its released code).
 
     The last eta and the cadence are saved in the checkpoint and restored on
     resume; the teacher weights and the number of updates
     (``teacher_updates``) are part of the model's state dict.
 
     Args:
-        momentum (float): eta at the first epoch. Defaults to 0.96.
-        end_momentum (float): eta at the last epoch. Defaults to 0.99.
-        update_interval (str): ``'epoch'`` (paper default) or ``'iter'``.
+        momentum (float): eta at the start, in [0, 1).
+        end_momentum (float): eta at the end, in [0, 1] (1: the teacher
+            stops moving).
+        update_interval (str): ``'epoch'`` or ``'iter'``.
         interval (int): update every ``interval`` epochs (or iterations).
+        schedule (str): one eta per ``'epoch'`` (ramp over epochs) or per
+            ``'iter'`` (ramp over all training iterations).
     """
 
     priority = 'NORMAL'  # before CheckpointHook (VERY_LOW) saves the epoch
 
     def __init__(self,
-                 momentum: float = 0.96,
-                 end_momentum: float = 0.99,
-                 update_interval: str = 'epoch',
-                 interval: int = 1) -> None:
-        for name, value in (('momentum', momentum), ('end_momentum',
-                                                      end_momentum)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f'{name}={value} must lie in [0, 1) '
-                                 '(Eq. 7); the paper uses 0.96 -> 0.99.')
+                 momentum: float,
+                 end_momentum: float,
+                 update_interval: str = 'iter',
+                 interval: int = 1,
+                 schedule: str = 'iter') -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f'momentum={momentum} must lie in [0, 1) '
+                             '(SdAE: 0.96, RC-MAE: 0.996).')
+        if not 0.0 <= end_momentum <= 1.0:
+            raise ValueError(f'end_momentum={end_momentum} must lie in '
+                             '[0, 1] (SdAE: 0.99, RC-MAE: 1.0).')
         if update_interval not in UPDATE_INTERVALS:
             raise ValueError(f'update_interval={update_interval!r}: choose '
                              f'one of {UPDATE_INTERVALS}.')
+        if schedule not in SCHEDULES:
+            raise ValueError(f'schedule={schedule!r}: choose one of '
+                             f'{SCHEDULES}.')
         if not isinstance(interval, int) or interval < 1:
             raise ValueError(f'interval={interval!r} must be a positive int.')
         self.momentum = momentum
         self.end_momentum = end_momentum
         self.update_interval = update_interval
         self.interval = interval
+        self.schedule = schedule
         self.last_momentum: Optional[float] = None
 
-    def momentum_at(self, epoch: int, max_epochs: int) -> float:
-        return cosine_momentum(epoch, max_epochs, self.momentum,
+    def momentum_at(self, step: int, max_steps: int) -> float:
+        """eta at epoch (or iteration, for ``schedule='iter'``) ``step``."""
+        return cosine_momentum(step, max_steps, self.momentum,
                                self.end_momentum)
 
     @staticmethod
@@ -78,22 +100,29 @@ class SdAETeacherEMAHook(Hook):
             runner.model) else runner.model
         if not hasattr(model, 'momentum_update'):
             raise TypeError(
-                f'SdAETeacherEMAHook needs a model with momentum_update() '
-                f'(e.g. SdAE), got {type(model).__name__}: remove the hook '
-                'from custom_hooks or use an SdAE model.')
+                f'{type(self).__name__} needs a model with momentum_update()'
+                f' (SdAE, RC-MAE), got {type(model).__name__}: remove the '
+                'hook from custom_hooks or use a model with an EMA teacher.')
         return model
 
     def before_train(self, runner) -> None:
         self._algorithm(runner)
-        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
+        per_epoch = 'epoch' in (self.schedule, self.update_interval)
+        if per_epoch and not isinstance(runner.train_loop,
+                                        EpochBasedTrainLoop):
             raise ValueError(
-                'SdAETeacherEMAHook schedules eta per epoch and needs an '
-                'epoch-based train loop, got '
+                f'{type(self).__name__} with schedule={self.schedule!r}, '
+                f'update_interval={self.update_interval!r} works per epoch '
+                'and needs an epoch-based train loop, got '
                 f'{type(runner.train_loop).__name__}: use '
-                "train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=...).")
+                "train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=...) "
+                "or schedule='iter', update_interval='iter'.")
 
     def _update(self, runner) -> None:
-        eta = self.momentum_at(runner.epoch, runner.max_epochs)
+        if self.schedule == 'epoch':
+            eta = self.momentum_at(runner.epoch, runner.max_epochs)
+        else:
+            eta = self.momentum_at(runner.iter, runner.max_iters)
         self._algorithm(runner).momentum_update(eta)
         self.last_momentum = eta
         runner.message_hub.update_scalar('train/teacher_momentum', eta)
@@ -113,7 +142,8 @@ class SdAETeacherEMAHook(Hook):
         checkpoint.setdefault('meta', {})[CHECKPOINT_KEY] = dict(
             last_momentum=self.last_momentum,
             update_interval=self.update_interval,
-            interval=self.interval)
+            interval=self.interval,
+            schedule=self.schedule)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = (checkpoint.get('meta') or {}).get(CHECKPOINT_KEY)
@@ -126,3 +156,18 @@ class SdAETeacherEMAHook(Hook):
                 f'the checkpoint was trained with teacher updates every '
                 f'{saved[1]} {saved[0]}(s), this run updates every '
                 f'{self.interval} {self.update_interval}(s).')
+
+
+@HOOKS.register_module()
+class SdAETeacherEMAHook(TeacherEMAHook):
+    """:class:`TeacherEMAHook` with SdAE's defaults (supplementary Sec. 1):
+    eta 0.96 -> 0.99 on a per-epoch cosine ramp, one update per epoch."""
+
+    def __init__(self,
+                 momentum: float = 0.96,
+                 end_momentum: float = 0.99,
+                 update_interval: str = 'epoch',
+                 interval: int = 1,
+                 schedule: str = 'epoch') -> None:
+        super().__init__(momentum, end_momentum, update_interval, interval,
+                         schedule)

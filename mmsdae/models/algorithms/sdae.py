@@ -1,21 +1,16 @@
 """SdAE: self-distillated masked autoencoder (Chen et al., ECCV 2022)."""
-import copy
-import logging
 from typing import Dict, List, Optional
 
 import torch
-from mmengine.logging import MessageHub, print_log
-from mmpretrain.models import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..utils.teacher_input import TeacherInput
-
-ENCODERS = ('student', 'teacher')
+from .ema_teacher import EMATeacherSelfSupervisor
 
 
 @MODELS.register_module()
-class SdAE(BaseSelfSupervisor):
+class SdAE(EMATeacherSelfSupervisor):
     """SdAE pre-training (SdAE paper Sec. 2, Fig. 2).
 
     - student: ``backbone`` (:class:`SdAEViT`) encodes the visible patches;
@@ -24,8 +19,9 @@ class SdAE(BaseSelfSupervisor):
       every position.
     - teacher: ``self.teacher``, a copy of the student encoder made after
       weight initialization, without gradients and always in eval mode (no
-      drop path). It is updated only by :meth:`momentum_update` (Eq. 7),
-      called by :class:`SdAETeacherEMAHook`.
+      drop path). It is updated only by ``momentum_update`` (Eq. 7, shared
+      with RC-MAE in :class:`EMATeacherSelfSupervisor`), called by
+      :class:`SdAETeacherEMAHook`.
     - teacher input: see :class:`TeacherInput` (multi-fold masking, Sec. 2.2).
     - ``head`` (:class:`SdAEHead`) normalizes the teacher features (Eq. 3)
       and applies the cosine loss (Eq. 4) on the target positions.
@@ -40,6 +36,8 @@ class SdAE(BaseSelfSupervisor):
             ``'teacher'``.
     """
 
+    ema_hook = 'SdAETeacherEMAHook'
+
     def __init__(self,
                  backbone: dict,
                  neck: dict,
@@ -49,29 +47,19 @@ class SdAE(BaseSelfSupervisor):
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if feature_encoder not in ENCODERS:
-            raise ValueError(f'feature_encoder={feature_encoder!r}: choose '
-                             f'one of {ENCODERS}.')
         super().__init__(
             backbone=backbone,
             neck=neck,
             head=head,
+            feature_encoder=feature_encoder,
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.feature_encoder = feature_encoder
         self.teacher_input = TeacherInput(**teacher_input)
         self.teacher_input.check(self.backbone.num_patches,
                                  self.backbone.num_masked)
         self._check_decoder()
-        self.teacher = copy.deepcopy(self.backbone)
-        self.teacher.requires_grad_(False)
-        self.teacher.eval()
-        # Eq. 7 updates so far; in the state dict, so it survives resume
-        self.register_buffer('teacher_updates', torch.zeros((),
-                                                            dtype=torch.long))
-        self._checked_epoch = 0
-        self.register_load_state_dict_pre_hook(self._fill_missing_teacher)
+        self.build_teachers()
 
     def _check_decoder(self) -> None:
         embed_dims = self.backbone.embed_dims
@@ -92,71 +80,6 @@ class SdAE(BaseSelfSupervisor):
                 f'neck.embed_dim={self.neck.decoder_embed.in_features} but '
                 f'the encoder is {embed_dims} wide: set '
                 f'neck.embed_dim={embed_dims}.')
-
-    def init_weights(self) -> None:
-        """Initialize the student, then start the teacher as its copy."""
-        super().init_weights()
-        self.teacher.load_state_dict(self.backbone.state_dict())
-
-    @staticmethod
-    def _fill_missing_teacher(module, state_dict, prefix, *args) -> None:
-        """Load hook: a checkpoint with a student but no teacher (an exported
-        encoder, an MAE checkpoint) starts the teacher as the loaded student,
-        as the paper's teacher starts as a copy of the student."""
-        teacher, student = prefix + 'teacher.', prefix + 'backbone.'
-        if any(k.startswith(teacher) for k in state_dict):
-            return
-        copied = [k for k in list(state_dict) if k.startswith(student)]
-        for key in copied:
-            state_dict[teacher + key[len(student):]] = state_dict[key]
-        if copied:
-            print_log(
-                'the checkpoint has no SdAE teacher weights: the teacher '
-                f'starts as a copy of the loaded student ({len(copied)} '
-                f'"{student}*" tensors).',
-                logger='current',
-                level=logging.WARNING)
-
-    def train(self, mode: bool = True) -> 'SdAE':
-        """Switch the student; the teacher stays in eval mode (no drop path,
-        no dropout)."""
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    @torch.no_grad()
-    def momentum_update(self, momentum: float) -> None:
-        """Eq. 7: ``phi <- eta * phi + (1 - eta) * theta``.
-
-        ``momentum`` is eta, the weight of the OLD teacher value (the paper's
-        convention; mmengine's ``ExponentialMovingAverage`` weights the new
-        one). Floating-point buffers are averaged the same way, others
-        copied.
-        """
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f'EMA momentum {momentum} is outside [0, 1].')
-        student = self.backbone.state_dict()
-        for name, value in self.teacher.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.lerp_(student[name].to(value.dtype), 1.0 - momentum)
-            else:
-                value.copy_(student[name])
-        self.teacher_updates += 1
-
-    def _warn_if_teacher_frozen(self) -> None:
-        """Once per epoch (one host sync): warn when a whole epoch went by
-        without any teacher update, i.e. no SdAETeacherEMAHook is running."""
-        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
-        if epoch < 1 or epoch == self._checked_epoch:
-            return
-        self._checked_epoch = epoch
-        if int(self.teacher_updates) == 0:
-            print_log(
-                f'epoch {epoch}: the SdAE teacher has never been updated, so '
-                'it is still the initial student. Add '
-                "dict(type='SdAETeacherEMAHook') to custom_hooks (Eq. 7).",
-                logger='current',
-                level=logging.WARNING)
 
     def teacher_targets(self, inputs: torch.Tensor,
                         teacher_ids: torch.Tensor) -> torch.Tensor:
@@ -190,8 +113,3 @@ class SdAE(BaseSelfSupervisor):
         target = self.teacher_targets(inputs, teacher_ids)
         return dict(loss=self.head.loss(pred, target, target_mask))
 
-    def extract_feat(self, inputs: torch.Tensor):
-        """Features of the whole image from ``feature_encoder``."""
-        encoder = self.backbone if self.feature_encoder == 'student' \
-            else self.teacher
-        return encoder(inputs, mask=None)

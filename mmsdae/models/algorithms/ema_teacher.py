@@ -1,0 +1,163 @@
+"""The EMA teacher that SdAE and RC-MAE share.
+
+Both keep a copy of (part of) the student that never receives gradients and
+follows the student by an exponential moving average, in the same form:
+SdAE Eq. 7 ``phi <- eta * phi + (1 - eta) * theta`` and RC-MAE Eq. 2
+``T <- alpha * T + (1 - alpha) * S``. They differ in which student modules
+are copied (SdAE: the encoder; RC-MAE: encoder and decoder), how often the
+update runs and how the momentum is scheduled (both set by
+:class:`TeacherEMAHook`), and in their losses (the subclasses).
+"""
+import copy
+import logging
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from mmengine.logging import MessageHub, print_log
+from mmpretrain.models import BaseSelfSupervisor
+from torch import nn
+
+ENCODERS = ('student', 'teacher')
+
+
+class EMATeacherSelfSupervisor(BaseSelfSupervisor):
+    """A self-supervisor with an EMA teacher.
+
+    Subclasses name the copied modules in :attr:`teacher_of` (student
+    attribute -> teacher attribute; the encoder's teacher is always
+    ``teacher``, so ``teacher.*`` holds the teacher encoder in every
+    checkpoint). The teachers:
+
+    - start as copies of the initialized (or loaded) student;
+    - have ``requires_grad=False``, so they are never in the optimizer and
+      never receive a gradient, and stay in eval mode (no drop path);
+    - change only in :meth:`momentum_update`;
+    - are filled from the student when a checkpoint has none (an exported
+      encoder, an MAE checkpoint), with a warning.
+
+    Args:
+        feature_encoder (str): the encoder :meth:`extract_feat` uses,
+            ``'student'`` or ``'teacher'``.
+        Others: as :class:`BaseSelfSupervisor`.
+    """
+
+    teacher_of: Dict[str, str] = {'backbone': 'teacher'}
+    #: the hook whose absence :meth:`_warn_if_teacher_frozen` reports
+    ema_hook: str = 'TeacherEMAHook'
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
+                 feature_encoder: str = 'student',
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if feature_encoder not in ENCODERS:
+            raise ValueError(f'feature_encoder={feature_encoder!r}: choose '
+                             f'one of {ENCODERS}.')
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.feature_encoder = feature_encoder
+        # EMA updates so far; in the state dict, so it survives resume
+        self.register_buffer('teacher_updates', torch.zeros((),
+                                                            dtype=torch.long))
+        self._checked_epoch = 0
+        self.register_load_state_dict_pre_hook(self._fill_missing_teacher)
+
+    def build_teachers(self) -> None:
+        """Create the teacher copies; call at the end of ``__init__``, after
+        the student has been checked."""
+        for student_name, teacher_name in self.teacher_of.items():
+            teacher = copy.deepcopy(getattr(self, student_name))
+            teacher.requires_grad_(False)
+            teacher.eval()
+            setattr(self, teacher_name, teacher)
+
+    def teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
+        """``(teacher, student)`` module pairs, in :attr:`teacher_of`
+        order."""
+        return [(getattr(self, t), getattr(self, s))
+                for s, t in self.teacher_of.items()]
+
+    def init_weights(self) -> None:
+        """Initialize the student, then start each teacher as its copy."""
+        super().init_weights()
+        for teacher, student in self.teacher_pairs():
+            teacher.load_state_dict(student.state_dict())
+
+    @staticmethod
+    def _fill_missing_teacher(module, state_dict, prefix, *args) -> None:
+        """Load hook: a checkpoint with a student but no teacher starts the
+        teacher as the loaded student (the teacher starts as a copy of the
+        student in both papers)."""
+        for student_name, teacher_name in module.teacher_of.items():
+            teacher = f'{prefix}{teacher_name}.'
+            student = f'{prefix}{student_name}.'
+            if any(k.startswith(teacher) for k in state_dict):
+                continue
+            copied = [k for k in list(state_dict) if k.startswith(student)]
+            for key in copied:
+                state_dict[teacher + key[len(student):]] = state_dict[key]
+            if copied:
+                print_log(
+                    f'the checkpoint has no "{teacher_name}" weights: the '
+                    f'teacher starts as a copy of the loaded student '
+                    f'({len(copied)} "{student}*" tensors).',
+                    logger='current',
+                    level=logging.WARNING)
+
+    def train(self, mode: bool = True) -> 'EMATeacherSelfSupervisor':
+        """Switch the student; the teachers stay in eval mode (no drop path,
+        no dropout)."""
+        super().train(mode)
+        for teacher, _ in self.teacher_pairs():
+            teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def momentum_update(self, momentum: float) -> None:
+        """``teacher <- momentum * teacher + (1 - momentum) * student``
+        (SdAE Eq. 7 with eta, RC-MAE Eq. 2 with alpha).
+
+        ``momentum`` weights the OLD teacher value (the papers' convention;
+        mmengine's ``ExponentialMovingAverage`` weights the new one).
+        Floating-point buffers are averaged the same way, others copied.
+        """
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f'EMA momentum {momentum} is outside [0, 1].')
+        for teacher, student in self.teacher_pairs():
+            student_state = student.state_dict()
+            for name, value in teacher.state_dict().items():
+                if value.dtype.is_floating_point:
+                    value.lerp_(student_state[name].to(value.dtype),
+                                1.0 - momentum)
+                else:
+                    value.copy_(student_state[name])
+        self.teacher_updates += 1
+
+    def _warn_if_teacher_frozen(self) -> None:
+        """Once per epoch (one host sync): warn when a whole epoch went by
+        without any teacher update, i.e. no EMA hook is running."""
+        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        if epoch < 1 or epoch == self._checked_epoch:
+            return
+        self._checked_epoch = epoch
+        if int(self.teacher_updates) == 0:
+            print_log(
+                f'epoch {epoch}: the {type(self).__name__} teacher has never '
+                'been updated, so it is still the initial student. Add '
+                f"dict(type='{self.ema_hook}') to custom_hooks.",
+                logger='current',
+                level=logging.WARNING)
+
+    def extract_feat(self, inputs: torch.Tensor):
+        """Features of the whole image from ``feature_encoder``."""
+        encoder = self.backbone if self.feature_encoder == 'student' \
+            else self.teacher
+        return encoder(inputs, mask=None)
