@@ -340,6 +340,15 @@ def timm_to_mmpretrain(
     return converted, ignored, (unknown if allow_unknown else [])
 
 
+def default_encoder(state_dict: StateDict) -> str:
+    """The encoder each method's paper transfers: the student for SdAE
+    (SdAE Sec. 4.4), the EMA teacher for RC-MAE (RC-MAE appendix E.2 /
+    F.1), recognised by its teacher decoder (``teacher_neck.*``)."""
+    if any(k.startswith('teacher_neck.') for k in state_dict):
+        return 'teacher'
+    return 'student'
+
+
 def extract_encoder(state_dict: StateDict, encoder: str = 'student') -> dict:
     """Keys of ``encoder`` of an mmsdae checkpoint renamed to ``backbone.*``.
 
@@ -696,7 +705,8 @@ def convert_checkpoint(
     :func:`check_against_backbone` when ``backbone`` is given.
 
     Args:
-        encoder: ``'student'`` (default) or ``'teacher'`` of an mmsdae
+        encoder: ``'student'`` or ``'teacher'`` of an mmsdae checkpoint;
+            ``None``: :func:`default_encoder` (the method's choice). Of an mmsdae
             checkpoint; for the timm format pick a sub-module with
             ``src_prefix`` instead.
 
@@ -721,7 +731,12 @@ def convert_checkpoint(
     fmt = detect_format(state) if src_format == 'auto' else src_format
     report.src_format = fmt
     if fmt == 'mmsdae':
-        report.encoder = encoder or 'student'
+        report.encoder = encoder or default_encoder(state)
+        if encoder is None and report.encoder == 'teacher':
+            report.notes.append(
+                'RC-MAE checkpoint (teacher_neck.* present): exporting its '
+                'teacher, the paper\'s choice (appendix F.1); pass --encoder '
+                'student for the student.')
         out = extract_encoder(state, report.encoder)
         kept = ENCODER_PREFIXES[report.encoder]
         report.ignored += [k for k in state if not k.startswith(kept)]

@@ -1,11 +1,12 @@
-"""Export the SdAE encoder for downstream use.
+"""Export a pre-trained encoder (SdAE, RC-MAE, MAE) for downstream use.
 
 Writes a checkpoint whose ``state_dict`` holds one encoder under the
 ``backbone.`` prefix, the layout mmpretrain / mmdet / mmseg ViT configs load
 with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``
 into an mmpretrain ``VisionTransformer``. The student is exported by default
-(SdAE Sec. 4.4: "we ... use the student model as the final model");
-``--encoder teacher`` exports the EMA teacher.
+for SdAE (SdAE Sec. 4.4: "we ... use the student model as the final
+model"), the EMA teacher for RC-MAE (RC-MAE appendix F.1); ``--encoder``
+chooses explicitly.
 
 Sources (``--src-format auto`` detects which):
 
@@ -64,7 +65,8 @@ def parse_args(argv=None):
         '--encoder',
         choices=sorted(SOURCES),
         default=None,
-        help='encoder of an mmsdae checkpoint (default: student)')
+        help='encoder of an mmsdae checkpoint (default: what the method '
+        'transfers: the student for SdAE, the teacher for RC-MAE)')
     parser.add_argument(
         '--src-prefix',
         metavar='PREFIX',
