@@ -197,8 +197,10 @@ def unwrap_state_dict(ckpt: dict) -> Tuple[StateDict, List[str]]:
     """The tensors of a checkpoint, unwrapped and without ``module.``.
 
     Takes ``ckpt['state_dict']`` (MMEngine) or ``ckpt['model']`` (MAE /
-    SdAE releases), else ``ckpt`` itself when it holds tensors; strips the
-    ``module.`` prefix of DDP-wrapped models.
+    SdAE releases), else ``ckpt`` itself when it holds tensors, else its
+    dicts of tensors flattened as ``<entry>.<key>`` (pick one with
+    ``--src-prefix``, e.g. ``teacher.``); strips the ``module.`` prefix of
+    DDP-wrapped models.
 
     Returns:
         ``(state, skipped)``: the tensors, and the keys of non-tensor entries
@@ -212,6 +214,14 @@ def unwrap_state_dict(ckpt: dict) -> Tuple[StateDict, List[str]]:
             ckpt = ckpt[key]
             break
     else:
+        # e.g. the RC-MAE release: {'student': {...}, 'teacher': {...}}
+        nested = {
+            f'{outer}.{inner}': value
+            for outer, sub in ckpt.items() if isinstance(sub, dict)
+            for inner, value in sub.items() if torch.is_tensor(value)
+        }
+        if nested and not any(torch.is_tensor(v) for v in ckpt.values()):
+            ckpt = nested
         if not any(torch.is_tensor(v) for v in ckpt.values()):
             raise ValueError(
                 'no state dict in the checkpoint (top-level keys: '
@@ -340,10 +350,22 @@ def timm_to_mmpretrain(
     return converted, ignored, (unknown if allow_unknown else [])
 
 
-def default_encoder(state_dict: StateDict) -> str:
-    """The encoder each method's paper transfers: the student for SdAE
-    (SdAE Sec. 4.4), the EMA teacher for RC-MAE (RC-MAE appendix E.2 /
-    F.1), recognised by its teacher decoder (``teacher_neck.*``)."""
+def default_encoder(state_dict: StateDict,
+                    meta: Optional[dict] = None) -> str:
+    """The encoder to export when none is asked for.
+
+    The run's ``model.feature_encoder`` when the checkpoint's config (MMEngine
+    keeps it in ``meta['cfg']``) sets one; otherwise what each method's paper
+    transfers: the EMA teacher for RC-MAE (RC-MAE appendix E.2 / F.1),
+    recognised by its teacher decoder (``teacher_neck.*``), the student for
+    SdAE (SdAE Sec. 4.4) and anything else.
+    """
+    cfg_text = (meta or {}).get('cfg') if isinstance(meta, dict) else None
+    if isinstance(cfg_text, str):
+        found = re.findall(
+            r"feature_encoder\s*=\s*['\"](student|teacher)['\"]", cfg_text)
+        if len(set(found)) == 1:
+            return found[0]
     if any(k.startswith('teacher_neck.') for k in state_dict):
         return 'teacher'
     return 'student'
@@ -706,9 +728,9 @@ def convert_checkpoint(
 
     Args:
         encoder: ``'student'`` or ``'teacher'`` of an mmsdae checkpoint;
-            ``None``: :func:`default_encoder` (the method's choice). Of an mmsdae
-            checkpoint; for the timm format pick a sub-module with
-            ``src_prefix`` instead.
+            ``None``: :func:`default_encoder` (the run's
+            ``feature_encoder``, else the method's choice). For the timm
+            format pick a sub-module with ``src_prefix`` instead.
 
     Returns:
         ``(state, report)``: the ``backbone.*`` tensors and a
@@ -731,12 +753,12 @@ def convert_checkpoint(
     fmt = detect_format(state) if src_format == 'auto' else src_format
     report.src_format = fmt
     if fmt == 'mmsdae':
-        report.encoder = encoder or default_encoder(state)
+        report.encoder = encoder or default_encoder(state, ckpt.get('meta'))
         if encoder is None and report.encoder == 'teacher':
             report.notes.append(
-                'RC-MAE checkpoint (teacher_neck.* present): exporting its '
-                'teacher, the paper\'s choice (appendix F.1); pass --encoder '
-                'student for the student.')
+                'exporting the teacher (the run\'s feature_encoder, or an '
+                'RC-MAE checkpoint: the paper\'s choice, appendix F.1); pass '
+                '--encoder student for the student.')
         out = extract_encoder(state, report.encoder)
         kept = ENCODER_PREFIXES[report.encoder]
         report.ignored += [k for k in state if not k.startswith(kept)]

@@ -4,6 +4,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmsdae.engine import TeacherEMAHook, TrainSummaryHook
@@ -74,3 +75,48 @@ def test_iteration_schedule_runs_in_an_iteration_based_loop(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert int(runner.model.teacher_updates) == 3
+
+
+def test_hook_refuses_a_model_without_a_teacher(tmp_path):
+    cfg = tiny_cfg('mae', tmp_path, **{'train_cfg.max_epochs': 1})
+    cfg.custom_hooks = [dict(type='TeacherEMAHook', momentum=0.99,
+                             end_momentum=1.0)]
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(TypeError, match='momentum_update'):
+        runner.train()
+
+
+def test_resume_restores_teacher_and_momentum(tmp_path):
+    """Stop after epoch 1 of 2 and resume: the teacher (encoder + decoder)
+    and its update count come back, and the per-iteration ramp continues
+    where it stopped."""
+    import torch
+    options = {'train_cfg.max_epochs': 2, 'train_dataloader.batch_size': 4,
+               'default_hooks.checkpoint.interval': 1}
+    first = Runner.from_cfg(tiny_cfg('rcmae', tmp_path / 'a', **options))
+    first.train()
+    epoch1 = torch.load(tmp_path / 'a' / 'epoch_1.pth', map_location='cpu')
+    assert int(epoch1['state_dict']['teacher_updates']) == 2
+    assert epoch1['meta']['teacher_ema']['schedule'] == 'iter'
+
+    resumed_cfg = tiny_cfg('rcmae', tmp_path / 'b', **options)
+    resumed_cfg.resume = True
+    resumed_cfg.load_from = str(tmp_path / 'a' / 'epoch_1.pth')
+    resumed = Runner.from_cfg(resumed_cfg)
+
+    class Snapshot(Hook):
+        def before_train(self, runner):  # after the checkpoint is loaded
+            self.teacher = {
+                k: v.clone()
+                for k, v in runner.model.state_dict().items()
+                if k.startswith(('teacher.', 'teacher_neck.'))
+            }
+
+    snapshot = Snapshot()
+    resumed.register_hook(snapshot)
+    resumed.train()
+    for name, value in snapshot.teacher.items():
+        assert torch.equal(value, epoch1['state_dict'][name]), name
+    ema = hook(resumed, TeacherEMAHook)
+    assert int(resumed.model.teacher_updates) == 4
+    assert ema.last_momentum == pytest.approx(ema.end_momentum)

@@ -75,7 +75,7 @@ def test_stop_and_resume_continues_from_the_saved_state(tmp_path):
     ckpt = osp.join(tmp_path, 'epoch_2.pth')
     saved = torch.load(ckpt, map_location='cpu')  # weights_only loading
     assert saved['state_dict']['teacher_updates'].item() == 2
-    assert saved['meta']['sdae_teacher_ema']['last_momentum'] == \
+    assert saved['meta']['teacher_ema']['last_momentum'] == \
         pytest.approx(cosine_momentum(1, 4, 0.96, 0.99))
 
     cfg2 = demo_cfg(tmp_path, num_images=8, batch=4, max_epochs=4,

@@ -222,3 +222,65 @@ def test_default_export_is_the_teacher():
     torch.testing.assert_close(
         state['backbone.layers.1.attn.qkv.weight'],
         model.backbone.state_dict()['layers.1.attn.qkv.weight'])
+
+
+def test_student_starts_as_its_mae_twin():
+    """With the same seed the RC-MAE student and the MAE baseline start
+    from the same weights (the teacher copies draw no random numbers)."""
+    rcmae = build()
+    mae_cfg = copy.deepcopy(TINY_RCMAE)
+    mae_cfg.update(type='MAE')
+    mae_cfg['backbone']['type'] = 'MAEViT'
+    mae_cfg['head'] = dict(
+        type='MAEPretrainHead', norm_pix=True, patch_size=8,
+        loss=dict(type='PixelReconstructionLoss', criterion='L2'))
+    torch.manual_seed(0)
+    mae = MODELS.build(mae_cfg)
+    mae.init_weights()
+    twin = mae.state_dict()
+    for name, value in rcmae.state_dict().items():
+        if name.startswith(('backbone.', 'neck.')):
+            assert torch.equal(value, twin[name]), name
+
+
+def test_export_follows_the_runs_feature_encoder():
+    from mmsdae.utils.ckpt_convert import convert_checkpoint, default_encoder
+    model = build()
+    state = model.state_dict()
+    meta = dict(cfg="model = dict(type='RCMAE', feature_encoder='student')")
+    assert default_encoder(state, meta) == 'student'
+    assert default_encoder(state) == 'teacher'  # RC-MAE's choice
+    sdae_like = {k: v for k, v in state.items()
+                 if not k.startswith('teacher_neck.')}
+    assert default_encoder(sdae_like) == 'student'
+    _, report = convert_checkpoint(dict(state_dict=state, meta=meta))
+    assert report.encoder == 'student'
+
+
+def test_released_layout_with_student_and_teacher_entries():
+    """{'student': {...}, 'teacher': {...}} (timm keys) -> --src-prefix."""
+    from mmsdae.utils.ckpt_convert import convert_checkpoint, unwrap_state_dict
+    vit = {'cls_token': torch.zeros(1, 1, 8), 'pos_embed': torch.zeros(1, 5, 8),
+           'patch_embed.proj.weight': torch.zeros(8, 3, 4, 4),
+           'patch_embed.proj.bias': torch.zeros(8)}
+    for name, shape in [('norm1', (8, )), ('norm2', (8, ))]:
+        vit[f'blocks.0.{name}.weight'] = torch.ones(shape)
+        vit[f'blocks.0.{name}.bias'] = torch.zeros(shape)
+    vit.update({
+        'blocks.0.attn.qkv.weight': torch.zeros(24, 8),
+        'blocks.0.attn.qkv.bias': torch.zeros(24),
+        'blocks.0.attn.proj.weight': torch.zeros(8, 8),
+        'blocks.0.attn.proj.bias': torch.zeros(8),
+        'blocks.0.mlp.fc1.weight': torch.zeros(16, 8),
+        'blocks.0.mlp.fc1.bias': torch.zeros(16),
+        'blocks.0.mlp.fc2.weight': torch.zeros(8, 16),
+        'blocks.0.mlp.fc2.bias': torch.zeros(8),
+        'norm.weight': torch.ones(8), 'norm.bias': torch.zeros(8)})
+    teacher = {k: v + 1 for k, v in vit.items()}
+    release = dict(student=vit, teacher=teacher, epoch=1600)
+    state, _ = unwrap_state_dict(release)
+    assert 'teacher.blocks.0.attn.qkv.weight' in state
+    out, report = convert_checkpoint(release, src_prefix='teacher.')
+    assert report.src_format == 'timm'
+    torch.testing.assert_close(out['backbone.layers.0.attn.qkv.weight'],
+                               teacher['blocks.0.attn.qkv.weight'])

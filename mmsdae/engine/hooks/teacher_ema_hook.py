@@ -16,7 +16,7 @@ from mmpretrain.registry import HOOKS
 
 UPDATE_INTERVALS = ('epoch', 'iter')
 SCHEDULES = ('epoch', 'iter')
-CHECKPOINT_KEY = 'sdae_teacher_ema'
+CHECKPOINT_KEY = 'teacher_ema'
 
 
 def cosine_momentum(epoch: int, max_epochs: int, start: float,
@@ -94,8 +94,7 @@ class TeacherEMAHook(Hook):
         return cosine_momentum(step, max_steps, self.momentum,
                                self.end_momentum)
 
-    @staticmethod
-    def _algorithm(runner):
+    def _algorithm(self, runner):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         if not hasattr(model, 'momentum_update'):
@@ -150,12 +149,15 @@ class TeacherEMAHook(Hook):
         if state is None:
             return
         self.last_momentum = state['last_momentum']
-        saved = (state['update_interval'], state['interval'])
-        if saved != (self.update_interval, self.interval):
+        saved = (state['update_interval'], state['interval'],
+                 state.get('schedule', 'epoch'))
+        if saved != (self.update_interval, self.interval, self.schedule):
             runner.logger.warning(
                 f'the checkpoint was trained with teacher updates every '
-                f'{saved[1]} {saved[0]}(s), this run updates every '
-                f'{self.interval} {self.update_interval}(s).')
+                f'{saved[1]} {saved[0]}(s) and one momentum per {saved[2]}, '
+                f'this run updates every {self.interval} '
+                f'{self.update_interval}(s) with one momentum per '
+                f'{self.schedule}.')
 
 
 @HOOKS.register_module()

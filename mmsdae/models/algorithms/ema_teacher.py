@@ -42,8 +42,9 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
     """
 
     teacher_of: Dict[str, str] = {'backbone': 'teacher'}
-    #: the hook whose absence :meth:`_warn_if_teacher_frozen` reports
-    ema_hook: str = 'TeacherEMAHook'
+    #: the hook config :meth:`_warn_if_teacher_frozen` asks for
+    ema_hook: str = ("dict(type='TeacherEMAHook', momentum=..., "
+                     'end_momentum=...)')
 
     def __init__(self,
                  backbone: dict,
@@ -86,8 +87,21 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
                 for s, t in self.teacher_of.items()]
 
     def init_weights(self) -> None:
-        """Initialize the student, then start each teacher as its copy."""
-        super().init_weights()
+        """Initialize the student, then start each teacher as its copy.
+
+        The teachers are left out of the initialization itself, so the
+        student draws the same random numbers as the same model without a
+        teacher (an RC-MAE student starts as its MAE twin with the same
+        seed).
+        """
+        children = list(self._modules.items())
+        for name in self.teacher_of.values():
+            del self._modules[name]
+        try:
+            super().init_weights()
+        finally:
+            self._modules.clear()
+            self._modules.update(children)
         for teacher, student in self.teacher_pairs():
             teacher.load_state_dict(student.state_dict())
 
@@ -152,7 +166,7 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
             print_log(
                 f'epoch {epoch}: the {type(self).__name__} teacher has never '
                 'been updated, so it is still the initial student. Add '
-                f"dict(type='{self.ema_hook}') to custom_hooks.",
+                f'{self.ema_hook} to custom_hooks.',
                 logger='current',
                 level=logging.WARNING)
 

@@ -31,13 +31,16 @@ class RCMAE(EMATeacherSelfSupervisor):
             encodes the student's visible patches) or ``'different'``
             (RC-MAE-D: the teacher draws its own random mask; the loss stays
             on the student's masked patches), Sec. 5 / Table 2.
-        feature_encoder (str): the encoder used by :meth:`extract_feat` and
-            exported for downstream tasks by default: ``'teacher'`` (the
-            paper's choice, appendix E.2 / F.1, Table 12) or ``'student'``.
+        feature_encoder (str): the encoder used by :meth:`extract_feat`, and
+            the one ``tools/model_converters/sdae_to_vit.py`` exports unless
+            told otherwise: ``'teacher'`` (the paper's choice, appendix E.2
+            / F.1, Table 12) or ``'student'``.
         Others: as :class:`BaseSelfSupervisor`.
     """
 
     teacher_of = {'backbone': 'teacher', 'neck': 'teacher_neck'}
+    ema_hook = ("dict(type='TeacherEMAHook', momentum=0.996, "
+                "end_momentum=1.0, update_interval='iter', schedule='iter')")
 
     def __init__(self,
                  backbone: dict,

@@ -36,7 +36,7 @@ class SdAE(EMATeacherSelfSupervisor):
             ``'teacher'``.
     """
 
-    ema_hook = 'SdAETeacherEMAHook'
+    ema_hook = "dict(type='SdAETeacherEMAHook')"
 
     def __init__(self,
                  backbone: dict,

@@ -114,7 +114,8 @@ class SdAEViT(MAEViT):
         cls_token = (self.cls_token + self.pos_embed[:, :1]).expand(
             batch * groups, -1, -1)
         seqs = torch.cat([cls_token, seqs], dim=1)
-        seqs = self.pre_norm(self.drop_after_pos(seqs))
+        # as MAEViT's masked path: no pre_norm / drop_after_pos, so the
+        # teacher of RC-MAE-S sees exactly what the student's encoder sees
         for layer in self.layers:
             seqs = layer(seqs)
         if self.final_norm:
