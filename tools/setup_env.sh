@@ -10,12 +10,13 @@ MMCV_VER=2.1.0          # last release that mmdet 3.3 / mmseg 1.2 accept; no
 MMPRETRAIN_VER=1.2.0
 MMDET_VER=3.3.0
 MMSEG_VER=1.2.2
+TENSORBOARD_VER=2.21.0  # optional visualizer backend (TensorboardVisBackend)
 SETUPTOOLS_PIN='setuptools<70'  # mmcv's setup.py imports pkg_resources
 #
 # Steps: venv -> torch/torchvision -> mmengine -> mmcv with compiled ops
 # (MMCV_WITH_OPS=1; setup.py patched to -std=c++20 when torch >= 2.10, whose
 # headers refuse C++17) -> mmpretrain/mmdet/mmseg (+ ftfy, regex that mmseg
-# imports without declaring) -> pytest -> mmsdae (editable).
+# imports without declaring) -> pytest, tensorboard -> mmsdae (editable).
 # The mmcv wheel is cached in $MMSDAE_WHEELHOUSE (default
 # ~/.cache/mmsdae/wheels/<torch version>-<python>/), so it is built once per
 # machine (7 minutes measured on 2 cores here; up to ~17 on slower ones) and
@@ -114,7 +115,8 @@ fi
 
 log "installing mmpretrain==$MMPRETRAIN_VER mmdet==$MMDET_VER mmsegmentation==$MMSEG_VER"
 pip_install --find-links "$WHEELHOUSE/$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}".replace("+", "_"))')" \
-  "mmcv==$MMCV_VER" "mmpretrain==$MMPRETRAIN_VER" "mmdet==$MMDET_VER" "mmsegmentation==$MMSEG_VER" ftfy regex pytest
+  "mmcv==$MMCV_VER" "mmpretrain==$MMPRETRAIN_VER" "mmdet==$MMDET_VER" "mmsegmentation==$MMSEG_VER" ftfy regex pytest \
+  "tensorboard==$TENSORBOARD_VER"
 log "installing mmsdae (editable)"
 EDITABLE_LOG=$(mktemp)
 "$PY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$ROOT" > "$EDITABLE_LOG" 2>&1 \

@@ -284,3 +284,13 @@ def test_released_layout_with_student_and_teacher_entries():
     assert report.src_format == 'timm'
     torch.testing.assert_close(out['backbone.layers.0.attn.qkv.weight'],
                                teacher['blocks.0.attn.qkv.weight'])
+
+
+def test_logged_cosine_of_the_reconstructions():
+    model = build()  # teacher == student, same mask: identical outputs
+    losses = model.loss(torch.randn(2, 3, 32, 32), None)
+    assert losses['cos_sim'].item() == pytest.approx(1.0, abs=1e-6)
+    assert not losses['cos_sim'].requires_grad
+    perturb_student(model, scale=0.5)
+    losses = model.loss(torch.randn(2, 3, 32, 32), None)
+    assert losses['cos_sim'].item() < 0.99

@@ -272,3 +272,14 @@ def test_optimizer_excludes_teacher_without_paramwise_cfg(build_tiny):
                     for p in g['params']}
     assert in_optimizer == {id(p) for p in model.parameters()
                             if p.requires_grad}
+
+
+def test_logged_cos_sim_is_the_mean_cosine_that_eq4_maximises(build_tiny):
+    # CosineSimilarityLoss with shift 1: loss = 1 - mean cos, so the logged
+    # (not optimised) cos_sim is 1 - loss, computed independently.
+    model = build_tiny()
+    losses = model.loss(torch.randn(2, 3, 32, 32), None)
+    assert set(losses) == {'loss', 'cos_sim'}
+    assert not losses['cos_sim'].requires_grad
+    torch.testing.assert_close(losses['cos_sim'],
+                               1 - losses['loss'].detach())

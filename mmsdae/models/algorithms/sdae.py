@@ -103,7 +103,11 @@ class SdAE(EMATeacherSelfSupervisor):
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
-        """One SdAE step: student prediction vs teacher target (Eq. 4)."""
+        """One SdAE step: student prediction vs teacher target (Eq. 4).
+
+        Returns ``loss`` and, for the logs, ``cos_sim`` (the mean
+        teacher-student cosine similarity; not part of the loss).
+        """
         self._warn_if_teacher_frozen()
         latent, _, ids_restore = self.backbone(inputs)
         pred = self.neck(latent, ids_restore)
@@ -111,5 +115,7 @@ class SdAE(EMATeacherSelfSupervisor):
         teacher_ids, target_mask = self.teacher_input.sample(
             masked_ids, self.backbone.num_patches)
         target = self.teacher_targets(inputs, teacher_ids)
-        return dict(loss=self.head.loss(pred, target, target_mask))
+        return dict(
+            loss=self.head.loss(pred, target, target_mask),
+            cos_sim=self.head.mean_cosine(pred, target, target_mask))
 

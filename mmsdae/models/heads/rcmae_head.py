@@ -2,6 +2,7 @@
 from typing import Dict
 
 import torch
+import torch.nn.functional as F
 from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.registry import MODELS
 
@@ -45,7 +46,9 @@ class RCMAEHead(MAEPretrainHead):
             mask: (B, N), 1 on the student's masked patches M.
 
         Returns:
-            ``loss_rec`` (first term) and ``loss_cons`` (gamma x second).
+            ``loss_rec`` (first term), ``loss_cons`` (gamma x second) and,
+            for the logs only, ``cos_sim``: the mean cosine similarity of the
+            student's and the teacher's reconstruction of a masked patch.
         """
         if teacher_pred.shape != pred.shape:
             raise ValueError(
@@ -54,5 +57,11 @@ class RCMAEHead(MAEPretrainHead):
                 'teacher must be a copy of the student decoder.')
         loss_rec = super().loss(pred, inputs, mask)
         loss_cons = self.loss_module(pred, teacher_pred.detach(), mask)
+        with torch.no_grad():
+            cos = F.cosine_similarity(pred.float(), teacher_pred.float(),
+                                      dim=-1)
+            cos_sim = (cos * mask).sum() / mask.sum()
         return dict(
-            loss_rec=loss_rec, loss_cons=self.consistency_weight * loss_cons)
+            loss_rec=loss_rec,
+            loss_cons=self.consistency_weight * loss_cons,
+            cos_sim=cos_sim)

@@ -1,5 +1,6 @@
 """SdAE's target normalization (Eq. 3) and cosine loss (Eq. 4)."""
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
@@ -75,3 +76,15 @@ class SdAEHead(BaseModule):
         if self.norm_target:
             target = self.normalize_target(target)
         return self.loss_module(pred.float(), target)
+
+    @torch.no_grad()
+    def mean_cosine(self, pred: torch.Tensor, target: torch.Tensor,
+                    target_mask: torch.Tensor) -> torch.Tensor:
+        """Mean cosine similarity between prediction and (Eq. 3 normalized)
+        teacher target over the target positions: the quantity Eq. 4
+        maximises, logged as ``cos_sim``."""
+        target = target[target_mask].float()
+        if self.norm_target:
+            target = self.normalize_target(target)
+        return F.cosine_similarity(pred[target_mask].float(), target,
+                                   dim=-1).mean()
