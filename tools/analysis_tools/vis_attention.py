@@ -1,0 +1,334 @@
+"""Class-token attention of the last block, per head, for one or two models
+(SdAE supplementary Fig. S-3: self-attention maps of two pre-trained
+encoders side by side).
+
+For every image, each model gets three columns:
+
+  image | heads: one colour per head | mean over heads
+
+- the attention is the class token's row of the LAST block's attention
+  probabilities (softmax over all tokens, class token included), over the
+  patches, recomputed from the block's qkv projection
+  (:mod:`mmsdae.analysis.attention`); the encoder runs on the whole image
+  (no masking) in eval mode;
+- "heads": head h shines in colour c_h (evenly spaced hues from red;
+  legend at the bottom) with intensity m_h = (a_h - min a_h) /
+  (max a_h - min a_h) (each head's map stretched to [0, 1] over the
+  patches); the colours add up (sum_h m_h c_h, scaled so the brightest
+  channel of the image is 1): with 3 heads, red / green / blue where one
+  head attends, yellow / cyan / magenta where two overlap, white where all
+  do, black where none does;
+- "mean": the mean over heads of the raw probabilities, colour scale from 0
+  to its maximum over the patches of that image.
+  Maps are NOT renormalised over the patches (they sum to 1 - a[cls, cls]);
+  the display rescales each map anyway.
+
+Writes, under --out-dir:
+
+  attention_maps.png   rows = images; columns as above, model A then B
+  attention_maps.json  per image and model: per-head class-token attention
+                       over the patches (H x h x w lists, raw
+                       probabilities), its shape, the class token's
+                       attention to itself per head, the head mean
+
+Images: --images DIR (first --num-images files in sorted path order,
+resized and centre-cropped to the model's image size) or, by default, the
+embedded procedural images (mmsdae.datasets.ShapesGenerator, seed --seed).
+
+    python tools/analysis_tools/vis_attention.py \\
+        configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
+        work_dirs/demo/epoch_10.pth \\
+        --compare configs/rcmae/mae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
+        work_dirs/mae_demo/epoch_10.pth
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import sys
+import time
+
+_START = time.perf_counter()
+# Let the tool run from a checkout without installing mmsdae.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+import numpy as np  # noqa: E402
+
+from mmsdae.analysis.attention import (attention_maps,  # noqa: E402
+                                       cls_attention)
+from mmsdae.analysis.checkpoints import (ENCODER_CHOICES,  # noqa: E402
+                                         image_sources, load_encoder,
+                                         load_images, model_label)
+
+DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_attention')
+COLUMNS = ('image', 'heads (colour = head)', 'mean over heads')
+
+# Figure layout, in inches (multiples of 1/4, so that inches x DPI is an
+# exact number of pixels).
+DPI = 100
+CELL = 1.5  # one image / map
+MODEL_GAP = 0.25  # between the columns of two models
+HEADER = 0.5  # model label + column titles
+LEGEND_ROW = 0.25  # one row of the head legend
+LEGEND_PAD = 0.5  # legend title and margins
+LEGEND_ITEM = 0.75  # width of one legend entry
+
+
+def head_colours(num_heads: int) -> np.ndarray:
+    """(H, 3) RGB colours in [0, 1]: fully saturated hues evenly spaced
+    around the colour wheel from red (3 heads: red, green, blue), so that
+    additive mixtures of two heads stay recognisable."""
+    import colorsys
+    return np.asarray([
+        colorsys.hsv_to_rgb(h / num_heads, 1.0, 1.0) for h in range(num_heads)
+    ])
+
+
+def heads_to_rgb(maps: np.ndarray) -> np.ndarray:
+    """(H, h, w) attention maps -> (h, w, 3) RGB image in [0, 1].
+
+    Additive light per head: each head's map is stretched to [0, 1] over the
+    patches, m_h = (a_h - min a_h) / (max a_h - min a_h), and shines in its
+    colour c_h; the sum sum_h m_h c_h is divided by its largest channel value
+    over the image. With 3 heads (red, green, blue) a patch is red / green /
+    blue where one head attends, yellow / cyan / magenta where two do, white
+    where all do and black where none does.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    flat = maps.reshape(len(maps), -1)
+    low = flat.min(axis=1)[:, None, None]
+    span = np.maximum(flat.max(axis=1) - flat.min(axis=1), 1e-12)
+    stretched = (maps - low) / span[:, None, None]
+    light = np.einsum('hyx,hc->yxc', stretched, head_colours(len(maps)))
+    return np.clip(light / max(light.max(), 1e-12), 0.0, 1.0)
+
+
+def legend_layout(num_models: int, num_heads: int):
+    """``(columns, rows)`` of the head legend below the figure."""
+    width = num_models * 3 * CELL + (num_models - 1) * MODEL_GAP
+    columns = max(1, min(num_heads, int(width // LEGEND_ITEM)))
+    return columns, math.ceil(num_heads / columns)
+
+
+def figure_size(num_images: int, num_models: int, num_heads: int):
+    """``(width, height)`` in inches of the figure; the PNG is
+    ``width * DPI`` x ``height * DPI`` pixels."""
+    _, legend_rows = legend_layout(num_models, num_heads)
+    width = num_models * 3 * CELL + (num_models - 1) * MODEL_GAP
+    height = HEADER + num_images * CELL + LEGEND_PAD + legend_rows * LEGEND_ROW
+    return width, height
+
+
+def plot_attention(models, path):
+    """Draw the figure (rows = images, 3 columns per model) to ``path``.
+
+    ``models``: dicts with ``label``, ``rgb`` (list of uint8 images) and
+    ``cls`` ((B, H, h, w) numpy array of class-token attention).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    num_images = len(models[0]['rgb'])
+    num_heads = max(m['cls'].shape[1] for m in models)
+    width, height = figure_size(num_images, len(models), num_heads)
+    fig = plt.figure(figsize=(width, height), dpi=DPI, facecolor='white')
+    margin = 0.04
+    for m, model in enumerate(models):
+        left0 = m * (3 * CELL + MODEL_GAP)
+        fig.text((left0 + 1.5 * CELL) / width, 1 - 0.15 / height,
+                 model['label'], ha='center', va='center', fontsize=10,
+                 fontweight='bold')
+        for i in range(num_images):
+            rgb = model['rgb'][i]
+            maps = model['cls'][i]
+            mean = maps.mean(axis=0)
+            panels = (
+                dict(X=rgb),
+                dict(X=heads_to_rgb(maps), interpolation='nearest'),
+                dict(X=mean, cmap='inferno', vmin=0.0, vmax=mean.max(),
+                     interpolation='nearest'),
+            )
+            for c, panel in enumerate(panels):
+                left = left0 + c * CELL + margin
+                bottom = height - HEADER - (i + 1) * CELL + margin
+                ax = fig.add_axes([
+                    left / width, bottom / height,
+                    (CELL - 2 * margin) / width, (CELL - 2 * margin) / height
+                ])
+                ax.imshow(**panel)
+                ax.set_axis_off()
+                if i == 0:
+                    ax.set_title(COLUMNS[c], fontsize=8, pad=3)
+    columns, rows = legend_layout(len(models), num_heads)
+    colours = head_colours(num_heads)
+    fig.legend(
+        handles=[
+            Patch(color=colours[h], label=f'head {h + 1}')
+            for h in range(num_heads)
+        ],
+        loc='lower center',
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=columns,
+        fontsize=7,
+        title='head colours (they add up where heads overlap)',
+        title_fontsize=7,
+        frameon=False,
+        handlelength=1.2,
+        columnspacing=1.0,
+        borderaxespad=0.2)
+    fig.savefig(path, dpi=DPI, facecolor='white')
+    plt.close(fig)
+    return width, height
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.split('\n')[2:]))
+    parser.add_argument('config', help='config of model A')
+    parser.add_argument('checkpoint', help='checkpoint of model A')
+    parser.add_argument(
+        '--compare', nargs=2, metavar=('CONFIG_B', 'CKPT_B'),
+        help='a second model, drawn to the right of model A')
+    parser.add_argument(
+        '--labels', nargs='+', help='names of the models in the figure '
+        '(default: model type, encoder and checkpoint name)')
+    parser.add_argument(
+        '--images', help='folder of images (default: the built-in '
+        'procedural images)')
+    parser.add_argument('--num-images', type=int, default=4,
+                        help='images (rows) (default: %(default)s)')
+    parser.add_argument(
+        '--encoder', nargs='+', default=['auto'], choices=ENCODER_CHOICES,
+        help='student (backbone), teacher (EMA teacher of SdAE / RC-MAE) or '
+        "auto (the model's feature_encoder); one value for both models or "
+        'one per model (default: auto)')
+    parser.add_argument('--img-size', type=int,
+                        help="image side (default: each model's img_size)")
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the procedural images (default: 0)')
+    parser.add_argument('--out-dir', default=DEFAULT_OUT_DIR,
+                        help='output folder (default: %(default)s)')
+    return parser.parse_args(argv)
+
+
+def per_model(values, count, what):
+    """Expand a 1-or-N option list to ``count`` values."""
+    if len(values) == 1:
+        return list(values) * count
+    if len(values) != count:
+        raise ValueError(f'--{what} got {len(values)} values for {count} '
+                         f'models: give one value or one per model.')
+    return list(values)
+
+
+def unique_labels(labels):
+    """Append A, B ... to labels that would otherwise repeat."""
+    if len(set(labels)) == len(labels):
+        return labels
+    return [f'{label} [{chr(65 + i)}]' for i, label in enumerate(labels)]
+
+
+def _rounded(array, digits=7):
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    specs = [(args.config, args.checkpoint)]
+    if args.compare:
+        specs.append(tuple(args.compare))
+    encoders = per_model(args.encoder, len(specs), 'encoder')
+    labels = per_model(args.labels, len(specs), 'labels') \
+        if args.labels else None
+    sources = image_sources(args.images, args.num_images, args.seed)
+
+    models = []
+    for index, ((config, checkpoint), encoder_name) in enumerate(
+            zip(specs, encoders)):
+        encoder, info = load_encoder(config, checkpoint, encoder_name)
+        size = args.img_size or info['img_size']
+        rgb, batch = load_images(args.images, args.num_images, size,
+                                 args.seed, info['normalization'])
+        last = attention_maps(encoder, batch)[-1]
+        patch_h, patch_w = (info['patch_size'], ) * 2 if isinstance(
+            info['patch_size'], int) else info['patch_size']
+        grid = (batch.shape[-2] // patch_h, batch.shape[-1] // patch_w)
+        extra = info['num_extra_tokens']
+        models.append(
+            dict(
+                label=labels[index] if labels else model_label(info),
+                info=info,
+                rgb=rgb,
+                grid=grid,
+                cls=cls_attention(last, grid, extra).numpy(),
+                cls_self=last[:, :, 0, :extra].sum(-1).numpy()))
+    for model, label in zip(models,
+                            unique_labels([m['label'] for m in models])):
+        model['label'] = label
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    png = osp.join(args.out_dir, 'attention_maps.png')
+    json_path = osp.join(args.out_dir, 'attention_maps.json')
+    width, height = plot_attention(models, png)
+    result = dict(
+        figure=osp.basename(png),
+        figure_size_in=[width, height],
+        dpi=DPI,
+        definition=(
+            'cls_attention[h, i, j]: attention probability of the class '
+            'token (query 0) of the LAST block, head h, to the patch at row '
+            'i, column j (softmax over all tokens, class token included; '
+            'not renormalised over the patches: the maps sum to 1 - '
+            'cls_to_cls[h]). mean = mean over heads. Whole image, no '
+            'masking, eval mode.'),
+        head_colours=_rounded(
+            head_colours(max(m['cls'].shape[1] for m in models)), 4),
+        models=[
+            dict(
+                label=m['label'],
+                layer=m['info']['num_layers'],
+                img_size=list(m['rgb'][0].shape[:2]),
+                grid=list(m['grid']),
+                **{
+                    k: m['info'][k]
+                    for k in ('config', 'checkpoint', 'encoder', 'model_type',
+                              'encoder_type', 'patch_size', 'num_heads',
+                              'num_layers', 'normalization')
+                }) for m in models
+        ],
+        images=[
+            dict(
+                index=i,
+                source=sources[i],
+                models=[
+                    dict(
+                        label=m['label'],
+                        shape=list(m['cls'][i].shape),
+                        cls_attention=_rounded(m['cls'][i]),
+                        cls_to_cls=_rounded(m['cls_self'][i]),
+                        mean=_rounded(m['cls'][i].mean(axis=0)))
+                    for m in models
+                ]) for i in range(len(models[0]['rgb']))
+        ])
+    with open(json_path, 'w') as f:
+        json.dump(result, f, indent=1)
+    print(f'wrote {png} ({len(sources)} images x {len(models)} models) and '
+          f'{json_path} in {time.perf_counter() - _START:.1f} s')
+    return dict(png=png, json=json_path, result=result)
+
+
+def cli():
+    try:
+        main()
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as error:
+        message = error.args[0] if error.args else str(error)
+        sys.exit(f'error: {message}')
+
+
+if __name__ == '__main__':
+    cli()
