@@ -13,4 +13,4 @@ model = dict(
         patch_size=_base_.model.head.patch_size,
         loss=_base_.model.head.loss),
     init_cfg=_base_.model.init_cfg)
-custom_hooks = [dict(type='TrainSummaryHook')]
+custom_hooks = [dict(type='TrainSummaryHook'), {{_base_.knn_monitor}}]

@@ -50,4 +50,5 @@ custom_hooks = [
         update_interval='iter',
         schedule='iter'),
     dict(type='TrainSummaryHook'),
+    {{_base_.knn_monitor}},
 ]

@@ -76,3 +76,16 @@ default_hooks = dict(
     logger=dict(interval=4),
     checkpoint=dict(interval=5, max_keep_ckpts=2))
 auto_scale_lr = dict(base_batch_size=32)
+# Watch representation quality while training: DINO's weighted kNN (k 20,
+# T 0.07) on labelled procedural images (512 bank / 256 query) with the
+# class token of the exported encoder, before training and every 5 epochs.
+knn_monitor = dict(type='KNNMonitorHook', interval=5, at_start=True)
+custom_hooks = [
+    dict(
+        type='SdAETeacherEMAHook',
+        momentum=0.96,
+        end_momentum=0.99,
+        update_interval='epoch'),
+    dict(type='TrainSummaryHook'),
+    knn_monitor,
+]
