@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command for the pictures in the README ("Seeing what the model
-# learned"): set up the environment, train the three CPU demos when their
-# work dirs have no checkpoint (SdAE, RC-MAE, MAE: same data, schedule and
-# ViT size), then draw from their final checkpoints:
+# learned"): set up the environment, train the three CPU demos afresh into
+# work_dirs/vis_demo/ (SdAE, RC-MAE, MAE: same data, schedule and ViT size;
+# deterministic, ~10 s each), then draw from their final checkpoints:
 #   attention maps (SdAE vs MAE), average attention distance (SdAE student,
 #   SdAE teacher, RC-MAE teacher, MAE), the masking / decoder output of one
 #   batch for each method, and the training curves with the kNN monitor.
@@ -17,30 +17,31 @@ SDAE=configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py
 RCMAE=configs/rcmae/rcmae_vit-tiny-p8_1xb32-10e_procedural-64px.py
 MAE=configs/rcmae/mae_vit-tiny-p8_1xb32-10e_procedural-64px.py
 
+W=work_dirs/vis_demo
 train() {  # config work_dir
-  if [ ! -f "$2/last_checkpoint" ]; then
-    "$PY" tools/train.py "$1" --work-dir "$2"
-  fi
+  rm -rf "$2"
+  "$PY" tools/train.py "$1" --work-dir "$2"
 }
-train "$SDAE" work_dirs/demo
-train "$RCMAE" work_dirs/rcmae_demo
-train "$MAE" work_dirs/mae_demo
-ckpt() { cat "$1/last_checkpoint"; }
+train "$SDAE" $W/sdae
+train "$RCMAE" $W/rcmae
+train "$MAE" $W/mae
+# the final checkpoint, relative to the repository (paths land in the JSON)
+ckpt() { realpath --relative-to="$ROOT" "$(cat "$1/last_checkpoint")"; }
 
 mkdir -p "$OUT"
 "$PY" tools/analysis_tools/vis_attention.py \
-  "$SDAE" "$(ckpt work_dirs/demo)" --compare "$MAE" "$(ckpt work_dirs/mae_demo)" \
+  "$SDAE" "$(ckpt $W/sdae)" --compare "$MAE" "$(ckpt $W/mae)" \
   --labels SdAE MAE --out-dir "$OUT/attention_maps"
 "$PY" tools/analysis_tools/attention_distance.py \
-  "$SDAE" "$(ckpt work_dirs/demo)" "$SDAE" "$(ckpt work_dirs/demo)" \
-  "$RCMAE" "$(ckpt work_dirs/rcmae_demo)" "$MAE" "$(ckpt work_dirs/mae_demo)" \
+  "$SDAE" "$(ckpt $W/sdae)" "$SDAE" "$(ckpt $W/sdae)" \
+  "$RCMAE" "$(ckpt $W/rcmae)" "$MAE" "$(ckpt $W/mae)" \
   --encoder student teacher teacher auto \
   --labels "SdAE student" "SdAE teacher" "RC-MAE teacher" MAE \
   --out-dir "$OUT/attention_distance"
-for pair in "$SDAE work_dirs/demo" "$RCMAE work_dirs/rcmae_demo" "$MAE work_dirs/mae_demo"; do
+for pair in "$SDAE $W/sdae" "$RCMAE $W/rcmae" "$MAE $W/mae"; do
   set -- $pair
   "$PY" tools/analysis_tools/vis_masking.py "$1" "$(ckpt "$2")" --num-images 2 --out-dir "$OUT/masking"
 done
-"$PY" tools/analysis_tools/plot_curves.py work_dirs/demo work_dirs/rcmae_demo work_dirs/mae_demo \
+"$PY" tools/analysis_tools/plot_curves.py $W/sdae $W/rcmae $W/mae \
   --labels SdAE RC-MAE MAE --out "$OUT/training_curves.png"
 echo "[vis demo] pictures and numbers in $OUT/"

@@ -14,6 +14,7 @@ Shared by ``tools/analysis_tools/vis_attention.py``,
 import logging
 import os
 import os.path as osp
+import pickle
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -239,7 +240,7 @@ def load_encoder(config,
         ValueError: shape mismatch, or a teacher requested from a model
             without one.
     """
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
     checkpoint = os.fspath(checkpoint)
     cfg = load_config(config)
@@ -250,9 +251,9 @@ def load_encoder(config,
             'existing .pth file (e.g. work_dirs/demo/epoch_10.pth).')
     model = build_model(cfg)
     attribute, name = _select_encoder(model, encoder)
-    loaded = load_checkpoint(
-        model, checkpoint, map_location='cpu', strict=False,
-        logger=_quiet_logger())
+    loaded = read_checkpoint(cfg, checkpoint)
+    _load_checkpoint_to_model(model, loaded, strict=False,
+                              logger=_quiet_logger())
     state_dict = loaded.get('state_dict', loaded)
     _check_encoder_weights(model, state_dict, attribute, checkpoint, name)
     model.eval()
@@ -289,6 +290,44 @@ def _quiet_logger() -> logging.Logger:
 # --------------------------------------------------------------------------
 # Images
 # --------------------------------------------------------------------------
+def read_checkpoint(cfg, path: str) -> dict:
+    """Read a checkpoint file on the CPU for ``cfg``'s model: a truncated or
+    non-PyTorch file and a checkpoint of another model type
+    (:func:`check_model_type`) raise ValueError naming the file."""
+    from mmengine.runner import CheckpointLoader
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(path,
+                                                      map_location='cpu')
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+        raise ValueError(
+            f'cannot read checkpoint {path!r} ({type(exc).__name__}: '
+            f'{exc}): the file is truncated or not a PyTorch checkpoint.'
+        ) from exc
+    check_model_type(cfg, checkpoint, path)
+    return checkpoint
+
+
+def check_model_type(cfg, checkpoint: dict, path: str) -> None:
+    """Refuse a checkpoint trained as another model type than ``cfg``'s
+    (e.g. an MAE checkpoint with an SdAE config), read from the config text
+    MMEngine saves in ``meta['cfg']``; checkpoints without it pass."""
+    text = (checkpoint.get('meta') or {}).get('cfg') if isinstance(
+        checkpoint, dict) else None
+    if not isinstance(text, str):
+        return
+    try:
+        from mmengine.config import Config
+        saved = Config.fromstring(text, '.py').get('model', {}).get('type')
+    except Exception:  # an unreadable saved config proves nothing
+        return
+    wanted = cfg.model.get('type')
+    if saved and wanted and saved.split('.')[-1] != wanted.split('.')[-1]:
+        raise ValueError(
+            f'checkpoint {path!r} was trained as model type {saved!r}, but '
+            f'the config {cfg.filename!r} builds {wanted!r}: pass the '
+            'config the checkpoint was trained with.')
+
+
 def find_image_files(folder: str) -> List[str]:
     """Image files under ``folder`` (recursively), sorted by path.
 
@@ -412,7 +451,12 @@ def load_images(images: Optional[str] = None,
     else:
         rgb = []
         for path in find_image_files(images)[:int(num_images)]:
-            with Image.open(path) as img:
-                rgb.append(_resize_center_crop(img.convert('RGB'), size))
+            try:
+                with Image.open(path) as img:
+                    rgb.append(_resize_center_crop(img.convert('RGB'), size))
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f'cannot read image {path!r} ({exc}): remove or replace '
+                    'it, or point --images at another folder.') from exc
     rgb = [np.ascontiguousarray(img, dtype=np.uint8) for img in rgb]
     return rgb, normalize_images(rgb, data_preprocessor)

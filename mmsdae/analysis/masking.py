@@ -212,9 +212,9 @@ def load_model(config, checkpoint: str):
         KeyError: the checkpoint does not fit the model (missing,
             unexpected or mis-shaped weights, e.g. an exported encoder).
     """
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
-    from .checkpoints import build_model, load_config
+    from .checkpoints import build_model, load_config, read_checkpoint
 
     cfg = load_config(config)
     checkpoint = os.fspath(checkpoint)
@@ -226,9 +226,10 @@ def load_model(config, checkpoint: str):
             'work_dirs/demo/epoch_10.pth).')
     model = build_model(cfg)
     method_of(model)  # refuse other models early
+    loaded = read_checkpoint(cfg, checkpoint)
     try:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                        logger='current')
+        _load_checkpoint_to_model(model, loaded, strict=True,
+                                  logger='current')
     except RuntimeError as error:
         raise KeyError(
             f'Checkpoint {checkpoint!r} does not fit the '

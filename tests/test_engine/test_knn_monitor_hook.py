@@ -227,3 +227,21 @@ def test_empty_dataset_is_refused():
     empty = dict(hook.val_dataset, indices=0, serialize_data=False)
     with pytest.raises(ValueError, match='val_dataset .* is empty'):
         hook._load(hook._dataset_cfg(empty, {}, 32), 'val_dataset')
+
+
+def test_the_monitor_does_not_change_training(tmp_path, tiny_cfg):
+    """Same seed with and without the hook (evaluating at the start, every
+    epoch and at the end): bit-identical final weights, student and teacher
+    alike (no RNG drawn, no mode left switched, no parameter touched)."""
+    with_hook = make_runner(
+        tmp_path / 'with', tiny_cfg,
+        dict(type='KNNMonitorHook', k=5, batch_size=16, at_start=True,
+             **small_sets()))
+    with_hook.train()
+    without = make_runner(tmp_path / 'without', tiny_cfg,
+                          dict(type='TrainSummaryHook'))
+    without.train()
+    reference = without.model.state_dict()
+    for name, value in with_hook.model.state_dict().items():
+        assert torch.equal(value, reference[name]), name
+    assert len(knn_hook(with_hook).results) == 3  # start + 2 epochs

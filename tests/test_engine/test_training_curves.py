@@ -5,6 +5,7 @@ import glob
 import json
 import os.path as osp
 
+import pytest
 from mmengine.runner import Runner
 
 
@@ -51,4 +52,11 @@ def test_curves_in_local_json_and_tensorboard(tmp_path, tiny_cfg):
         assert abs(r['cos_sim'] - (1 - r['loss'])) < 1e-3
     events = glob.glob(osp.join(str(tmp_path), '*', 'vis_data',
                                 'events.out.tfevents.*'))
-    assert events and osp.getsize(events[0]) > 0
+    assert len(events) == 1
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    board = EventAccumulator(events[0])
+    board.Reload()
+    for key in ('loss', 'cos_sim', 'teacher_momentum'):
+        values = [e.value for e in board.Scalars(key)]
+        assert values == [pytest.approx(r[key]) for r in records], key

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import DATASETS, HOOKS
@@ -200,9 +201,9 @@ class KNNMonitorHook(Hook):
     The images are loaded (rendered) once and kept in memory as the
     pipeline outputs them (uint8: 3 * S * S bytes per image; 768 images at
     224 px are 116 MB); each evaluation then costs one forward pass per
-    image. In distributed runs every rank evaluates the same images
-    (identical results, so every rank's message hub agrees; the cost is not
-    divided across ranks) and only rank 0 writes the log and visualizer.
+    image. In distributed runs only rank 0 loads, embeds and reports (the
+    other ranks skip the evaluation; rank 0's scalars go to the log and the
+    visualizer).
 
     Args:
         interval (int): evaluate every ``interval`` epochs (iterations when
@@ -220,8 +221,10 @@ class KNNMonitorHook(Hook):
             ``'student'`` the ``backbone``; ``'teacher'`` the EMA teacher
             (SdAE, RC-MAE), both called as ``encoder(x, mask=None)``.
         max_images (int, optional): cap on the images taken from each
-            dataset, spread evenly over it (class-sorted folders keep all
-            classes).
+            dataset (default 1000), spread evenly over it (class-sorted
+            folders keep all classes). The images are decoded once and kept
+            in memory as uint8 (3 x S x S bytes each: 1000 at 224 px are
+            150 MB), on rank 0 only; ``None`` takes the whole dataset.
         batch_size (int): images per forward pass.
         by_epoch (bool): ``interval`` counts epochs (True) or iterations.
         at_start (bool): also evaluate before the first iteration (the
@@ -243,7 +246,7 @@ class KNNMonitorHook(Hook):
                  temperature: float = 0.07,
                  feature: str = 'cls',
                  encoder: Optional[str] = None,
-                 max_images: Optional[int] = None,
+                 max_images: Optional[int] = 1000,
                  batch_size: int = 64,
                  by_epoch: bool = True,
                  at_start: bool = False,
@@ -422,13 +425,17 @@ class KNNMonitorHook(Hook):
 
     # --------------------------------------------------------- evaluation
     def evaluate(self, runner,
-                 step: Optional[int] = None) -> Dict[str, float]:
+                 step: Optional[int] = None) -> Optional[Dict[str, float]]:
         """Embed bank and queries, log and return top-1 / top-5 (%).
 
         ``step`` (default ``runner.iter``) is the number of training
-        iterations done, the x value in the visualizer.
+        iterations done, the x value in the visualizer. Runs on rank 0 only
+        (the other ranks return None at once: the encoder is called outside
+        the DDP wrapper, so no collective is involved).
         """
         step = runner.iter if step is None else step
+        if not is_main_process():
+            return None
         start = time.perf_counter()
         data = self._data(runner)
         model = self._model(runner)
