@@ -51,9 +51,11 @@ import torch  # noqa: E402
 
 from mmsdae.analysis.attention import (attention_distances,  # noqa: E402
                                        attention_maps, patch_distances)
-from mmsdae.analysis.checkpoints import (ENCODER_CHOICES,  # noqa: E402
-                                         image_sources, load_encoder,
-                                         load_images, model_label)
+from mmsdae.analysis.checkpoints import (image_sources,  # noqa: E402
+                                         load_encoder, load_images,
+                                         model_label)
+from mmsdae.analysis.cli import (add_image_arguments,  # noqa: E402
+                                 per_model, run_cli, unique_labels)
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'attention_distance')
 MARKERS = ('o', 's', '^', 'D', 'v', 'P', 'X', '*')
@@ -72,20 +74,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--labels', nargs='+', help='one legend label per checkpoint '
         '(default: model type, encoder and checkpoint name)')
-    parser.add_argument(
-        '--images', help='folder of images (default: the built-in '
-        'procedural images)')
-    parser.add_argument('--num-images', type=int, default=16,
-                        help='images to average over (default: %(default)s)')
-    parser.add_argument(
-        '--encoder', nargs='+', default=['auto'], choices=ENCODER_CHOICES,
-        help='student (backbone), teacher (EMA teacher of SdAE / RC-MAE) or '
-        "auto (the model's feature_encoder); one value for all checkpoints "
-        'or one per checkpoint (default: auto)')
-    parser.add_argument('--img-size', type=int,
-                        help="image side (default: each model's img_size)")
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the procedural images (default: 0)')
+    add_image_arguments(parser, 16, 'images to average over')
     parser.add_argument('--batch-size', type=int, default=8,
                         help='images per forward pass (default: 8)')
     parser.add_argument('--out-dir', default=DEFAULT_OUT_DIR,
@@ -98,21 +87,6 @@ def parse_args(argv=None):
     return args
 
 
-def per_model(values, count, what):
-    """Expand a 1-or-N option list to ``count`` values."""
-    if len(values) == 1:
-        return list(values) * count
-    if len(values) != count:
-        raise ValueError(f'--{what} got {len(values)} values for {count} '
-                         f'checkpoints: give one value or one per checkpoint.')
-    return list(values)
-
-
-def unique_labels(labels):
-    """Append [1], [2] ... to labels that would otherwise repeat."""
-    if len(set(labels)) == len(labels):
-        return labels
-    return [f'{label} [{i + 1}]' for i, label in enumerate(labels)]
 
 
 def _pair(value):
@@ -252,13 +226,6 @@ def main(argv=None):
     return dict(png=png, json=json_path, result=result)
 
 
-def cli():
-    try:
-        main()
-    except (FileNotFoundError, KeyError, ValueError, TypeError) as error:
-        message = error.args[0] if error.args else str(error)
-        sys.exit(f'error: {message}')
-
 
 if __name__ == '__main__':
-    cli()
+    run_cli(main)

@@ -57,9 +57,11 @@ import numpy as np  # noqa: E402
 
 from mmsdae.analysis.attention import (attention_maps,  # noqa: E402
                                        cls_attention)
-from mmsdae.analysis.checkpoints import (ENCODER_CHOICES,  # noqa: E402
-                                         image_sources, load_encoder,
-                                         load_images, model_label)
+from mmsdae.analysis.checkpoints import (image_sources,  # noqa: E402
+                                         load_encoder, load_images,
+                                         model_label)
+from mmsdae.analysis.cli import (add_image_arguments,  # noqa: E402
+                                 per_model, run_cli, unique_labels)
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_attention')
 COLUMNS = ('image', 'heads (colour = head)', 'mean over heads')
@@ -197,40 +199,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--labels', nargs='+', help='names of the models in the figure '
         '(default: model type, encoder and checkpoint name)')
-    parser.add_argument(
-        '--images', help='folder of images (default: the built-in '
-        'procedural images)')
-    parser.add_argument('--num-images', type=int, default=4,
-                        help='images (rows) (default: %(default)s)')
-    parser.add_argument(
-        '--encoder', nargs='+', default=['auto'], choices=ENCODER_CHOICES,
-        help='student (backbone), teacher (EMA teacher of SdAE / RC-MAE) or '
-        "auto (the model's feature_encoder); one value for both models or "
-        'one per model (default: auto)')
-    parser.add_argument('--img-size', type=int,
-                        help="image side (default: each model's img_size)")
-    parser.add_argument('--seed', type=int, default=0,
-                        help='seed of the procedural images (default: 0)')
+    add_image_arguments(parser, 4, 'images (rows)')
     parser.add_argument('--out-dir', default=DEFAULT_OUT_DIR,
                         help='output folder (default: %(default)s)')
     return parser.parse_args(argv)
 
 
-def per_model(values, count, what):
-    """Expand a 1-or-N option list to ``count`` values."""
-    if len(values) == 1:
-        return list(values) * count
-    if len(values) != count:
-        raise ValueError(f'--{what} got {len(values)} values for {count} '
-                         f'models: give one value or one per model.')
-    return list(values)
-
-
-def unique_labels(labels):
-    """Append A, B ... to labels that would otherwise repeat."""
-    if len(set(labels)) == len(labels):
-        return labels
-    return [f'{label} [{chr(65 + i)}]' for i, label in enumerate(labels)]
 
 
 def _rounded(array, digits=7):
@@ -322,13 +296,6 @@ def main(argv=None):
     return dict(png=png, json=json_path, result=result)
 
 
-def cli():
-    try:
-        main()
-    except (FileNotFoundError, KeyError, ValueError, TypeError) as error:
-        message = error.args[0] if error.args else str(error)
-        sys.exit(f'error: {message}')
-
 
 if __name__ == '__main__':
-    cli()
+    run_cli(main)
