@@ -75,3 +75,44 @@ def build_tiny():
         return model
 
     return _build
+
+
+@pytest.fixture
+def make_runner():
+    """Build an MMEngine Runner that trains a model config on procedural
+    32 px images: ``make_runner(work_dir, model_cfg, max_epochs, hooks,
+    num_images=12, batch=4, **top_level_overrides)``; ``hooks`` is one
+    custom hook config or a list of them."""
+    from mmengine.runner import Runner
+
+    def _make(work_dir, model_cfg, max_epochs, hooks, num_images=12,
+              batch=4, **extra):
+        cfg = dict(
+            model=model_cfg,
+            work_dir=str(work_dir),
+            train_dataloader=dict(
+                batch_size=batch,
+                num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                collate_fn=dict(type='default_collate'),
+                dataset=dict(
+                    type='ProceduralShapesDataset',
+                    num_images=num_images,
+                    image_size=32,
+                    pipeline=[dict(type='LoadImageFromFile'),
+                              dict(type='PackInputs')])),
+            optim_wrapper=dict(
+                constructor='TrainableOptimWrapperConstructor',
+                optimizer=dict(type='AdamW', lr=1e-3)),
+            train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+            custom_hooks=hooks if isinstance(hooks, list) else [hooks],
+            default_hooks=dict(
+                logger=dict(type='LoggerHook', interval=1),
+                checkpoint=dict(type='CheckpointHook', interval=1)),
+            default_scope='mmpretrain',
+            randomness=dict(seed=0),
+            log_level='WARNING')
+        cfg.update(extra)
+        return Runner(**copy.deepcopy(cfg))
+
+    return _make

@@ -1,5 +1,4 @@
 """DINO's weighted k-NN protocol (Caron et al. 2021) and KNNMonitorHook."""
-import copy
 import glob
 import json
 import math
@@ -7,7 +6,6 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.runner import Runner
 
 from mmsdae.engine import KNNMonitorHook, knn_accuracy, weighted_knn
 from mmsdae.engine.hooks.knn_monitor_hook import pool_features
@@ -110,44 +108,16 @@ def small_sets(bank=32, queries=16):
                          seed=2))
 
 
-def make_runner(tmp_path, model_cfg, hook_cfg, max_epochs=2):
-    """As tests/test_engine/test_teacher_ema_hook.py."""
-    cfg = dict(
-        model=model_cfg,
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            dataset=dict(
-                type='ProceduralShapesDataset',
-                num_images=8,
-                image_size=32,
-                pipeline=[dict(type='LoadImageFromFile'),
-                          dict(type='PackInputs')])),
-        optim_wrapper=dict(
-            constructor='TrainableOptimWrapperConstructor',
-            optimizer=dict(type='AdamW', lr=1e-3)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        custom_hooks=[dict(type='SdAETeacherEMAHook'), hook_cfg],
-        default_hooks=dict(
-            logger=dict(type='LoggerHook', interval=1),
-            checkpoint=dict(type='CheckpointHook', interval=1)),
-        default_scope='mmpretrain',
-        randomness=dict(seed=0),
-        log_level='WARNING')
-    return Runner(**copy.deepcopy(cfg))
-
-
 def knn_hook(runner):
     return next(h for h in runner.hooks if isinstance(h, KNNMonitorHook))
 
 
-def test_hook_in_a_tiny_sdae_training(tmp_path, tiny_cfg):
+def test_hook_in_a_tiny_sdae_training(make_runner, tmp_path, tiny_cfg):
     runner = make_runner(
-        tmp_path, tiny_cfg,
-        dict(type='KNNMonitorHook', k=5, batch_size=16, **small_sets()))
+        tmp_path, tiny_cfg, 2,
+        [dict(type='SdAETeacherEMAHook'),
+         dict(type='KNNMonitorHook', k=5, batch_size=16, **small_sets())],
+        num_images=8)
     runner.train()
     hook = knn_hook(runner)
     model = runner.model
@@ -229,17 +199,22 @@ def test_empty_dataset_is_refused():
         hook._load(hook._dataset_cfg(empty, {}, 32), 'val_dataset')
 
 
-def test_the_monitor_does_not_change_training(tmp_path, tiny_cfg):
+def test_the_monitor_does_not_change_training(make_runner, tmp_path,
+                                               tiny_cfg):
     """Same seed with and without the hook (evaluating at the start, every
     epoch and at the end): bit-identical final weights, student and teacher
     alike (no RNG drawn, no mode left switched, no parameter touched)."""
     with_hook = make_runner(
-        tmp_path / 'with', tiny_cfg,
-        dict(type='KNNMonitorHook', k=5, batch_size=16, at_start=True,
-             **small_sets()))
+        tmp_path / 'with', tiny_cfg, 2,
+        [dict(type='SdAETeacherEMAHook'),
+         dict(type='KNNMonitorHook', k=5, batch_size=16, at_start=True,
+              **small_sets())],
+        num_images=8)
     with_hook.train()
-    without = make_runner(tmp_path / 'without', tiny_cfg,
-                          dict(type='TrainSummaryHook'))
+    without = make_runner(tmp_path / 'without', tiny_cfg, 2,
+                          [dict(type='SdAETeacherEMAHook'),
+                           dict(type='TrainSummaryHook')],
+                          num_images=8)
     without.train()
     reference = without.model.state_dict()
     for name, value in with_hook.model.state_dict().items():

@@ -1,11 +1,9 @@
 """EMA schedule (supplementary Sec. 1) and update cadence (Sec. 4.2)."""
-import copy
 import math
 
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 from mmsdae.engine import SdAETeacherEMAHook, cosine_momentum
 
@@ -30,48 +28,18 @@ def test_bad_hook_arguments(kwargs):
         SdAETeacherEMAHook(**kwargs)
 
 
-def make_runner(tmp_path, model_cfg, max_epochs, hook_cfg, num_images=12,
-                batch=4, **extra):
-    cfg = dict(
-        model=model_cfg,
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            batch_size=batch,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            dataset=dict(
-                type='ProceduralShapesDataset',
-                num_images=num_images,
-                image_size=32,
-                pipeline=[dict(type='LoadImageFromFile'),
-                          dict(type='PackInputs')])),
-        optim_wrapper=dict(
-            constructor='TrainableOptimWrapperConstructor',
-            optimizer=dict(type='AdamW', lr=1e-3)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        custom_hooks=[hook_cfg],
-        default_hooks=dict(
-            logger=dict(type='LoggerHook', interval=1),
-            checkpoint=dict(type='CheckpointHook', interval=1)),
-        default_scope='mmpretrain',
-        randomness=dict(seed=0),
-        log_level='WARNING')
-    cfg.update(extra)
-    return Runner(**copy.deepcopy(cfg))
-
-
 def ema_hook(runner):
     return next(h for h in runner.hooks
                 if isinstance(h, SdAETeacherEMAHook))
 
 
 @pytest.mark.parametrize('interval, updates', [('epoch', 2), ('iter', 6)])
-def test_update_counts_per_epoch_vs_per_iteration(tmp_path, tiny_cfg,
-                                                  interval, updates):
+def test_update_counts_per_epoch_vs_per_iteration(make_runner, tmp_path,
+                                                  tiny_cfg, interval,
+                                                  updates):
     runner = make_runner(
         tmp_path, tiny_cfg, max_epochs=2,
-        hook_cfg=dict(type='SdAETeacherEMAHook',
+        hooks=dict(type='SdAETeacherEMAHook',
                       update_interval=interval))
     calls = []
     model = runner.model
@@ -85,10 +53,11 @@ def test_update_counts_per_epoch_vs_per_iteration(tmp_path, tiny_cfg,
     assert calls[per_epoch:] == [pytest.approx(0.99)] * per_epoch
 
 
-def test_teacher_changes_only_at_epoch_ends(tmp_path, tiny_cfg):
+def test_teacher_changes_only_at_epoch_ends(make_runner, tmp_path,
+                                            tiny_cfg):
     runner = make_runner(
         tmp_path, tiny_cfg, max_epochs=1,
-        hook_cfg=dict(type='SdAETeacherEMAHook', update_interval='epoch'))
+        hooks=dict(type='SdAETeacherEMAHook', update_interval='epoch'))
     model = runner.model
     snapshots = []
 
@@ -110,23 +79,23 @@ def test_teacher_changes_only_at_epoch_ends(tmp_path, tiny_cfg):
     torch.testing.assert_close(after, 0.99 * snapshots[0] + 0.01 * student)
 
 
-def test_iteration_based_loop_is_refused(tmp_path, tiny_cfg):
+def test_iteration_based_loop_is_refused(make_runner, tmp_path, tiny_cfg):
     runner = make_runner(
         tmp_path, tiny_cfg, max_epochs=1,
-        hook_cfg=dict(type='SdAETeacherEMAHook'),
+        hooks=dict(type='SdAETeacherEMAHook'),
         train_cfg=dict(by_epoch=False, max_iters=3))
     with pytest.raises(ValueError, match='epoch-based train loop'):
         runner.train()
 
 
 def test_training_without_the_hook_warns_that_the_teacher_is_frozen(
-        tmp_path, tiny_cfg, monkeypatch):
+        make_runner, tmp_path, tiny_cfg, monkeypatch):
     import mmsdae.models.algorithms.ema_teacher as ema_module
     messages = []
     monkeypatch.setattr(ema_module, 'print_log',
                         lambda msg, **kwargs: messages.append(msg))
     runner = make_runner(tmp_path, tiny_cfg, max_epochs=3,
-                         hook_cfg=dict(type='TrainSummaryHook'))
+                         hooks=dict(type='TrainSummaryHook'))
     runner.train()
     frozen = [m for m in messages if 'never been updated' in m]
     assert len(frozen) == 2  # once in each epoch after the first
@@ -134,6 +103,6 @@ def test_training_without_the_hook_warns_that_the_teacher_is_frozen(
 
     messages.clear()
     runner = make_runner(tmp_path / 'with_hook', tiny_cfg, max_epochs=3,
-                         hook_cfg=dict(type='SdAETeacherEMAHook'))
+                         hooks=dict(type='SdAETeacherEMAHook'))
     runner.train()
     assert not [m for m in messages if 'never been updated' in m]

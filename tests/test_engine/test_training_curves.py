@@ -6,40 +6,19 @@ import json
 import os.path as osp
 
 import pytest
-from mmengine.runner import Runner
 
 
-def test_curves_in_local_json_and_tensorboard(tmp_path, tiny_cfg):
-    cfg = dict(
-        model=tiny_cfg,
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            batch_size=4,
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            dataset=dict(
-                type='ProceduralShapesDataset',
-                num_images=8,
-                image_size=32,
-                pipeline=[dict(type='LoadImageFromFile'),
-                          dict(type='PackInputs')])),
-        optim_wrapper=dict(
-            constructor='TrainableOptimWrapperConstructor',
-            optimizer=dict(type='AdamW', lr=1e-3)),
-        train_cfg=dict(by_epoch=True, max_epochs=2),
-        custom_hooks=[dict(type='SdAETeacherEMAHook',
-                           update_interval='iter')],
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
+def test_curves_in_local_json_and_tensorboard(make_runner, tmp_path,
+                                              tiny_cfg):
+    runner = make_runner(
+        tmp_path, tiny_cfg, 2,
+        dict(type='SdAETeacherEMAHook', update_interval='iter'),
+        num_images=8,
         log_processor=dict(window_size=1),  # losses unsmoothed, as cos_sim
         visualizer=dict(
             type='UniversalVisualizer',
             vis_backends=[dict(type='LocalVisBackend'),
-                          dict(type='TensorboardVisBackend')]),
-        default_scope='mmpretrain',
-        randomness=dict(seed=0),
-        log_level='WARNING')
-    runner = Runner(**cfg)
+                          dict(type='TensorboardVisBackend')]))
     runner.train()
     scalars = glob.glob(osp.join(str(tmp_path), '*', 'vis_data',
                                  'scalars.json'))
