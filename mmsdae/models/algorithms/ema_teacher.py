@@ -8,16 +8,20 @@ are copied (SdAE: the encoder; RC-MAE: encoder and decoder), how often the
 update runs and how the momentum is scheduled (both set by
 :class:`TeacherEMAHook`), and in their losses (the subclasses).
 """
+import contextlib
 import copy
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.logging import MessageHub, print_log
 from mmpretrain.models import BaseSelfSupervisor
 from torch import nn
+from torch.utils._pytree import tree_map
 
 ENCODERS = ('student', 'teacher')
+TEACHER_AMP_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
 class EMATeacherSelfSupervisor(BaseSelfSupervisor):
@@ -35,9 +39,27 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
     - are filled from the student when a checkpoint has none (an exported
       encoder, an MAE checkpoint), with a warning.
 
+    The teacher's forward pass runs through :meth:`run_teacher`: in
+    inference mode (no autograd record, nothing kept for backward) and, when
+    the step runs under autocast (``AmpOptimWrapper`` / ``--amp``), under
+    autocast in ``teacher_amp_dtype`` (bf16 by default). Its outputs come back
+    as float32 copies, so the loss is computed as without AMP.
+
     Args:
         feature_encoder (str): the encoder :meth:`extract_feat` uses,
             ``'student'`` or ``'teacher'``.
+        teacher_amp_dtype (str, optional): the autocast dtype of the teacher
+            when the step runs under autocast: ``'bfloat16'`` (default; same
+            range as float32, so the targets cannot overflow), ``'float16'``,
+            or ``None`` to inherit the step's autocast dtype. Without autocast
+            the teacher runs in float32 whatever this says.
+        compile_blocks (bool | dict): ``torch.compile`` every transformer
+            block of the student encoder and of the teacher encoder
+            (``nn.Module.compile`` in place, so parameter names and
+            checkpoints are unchanged). ``True`` uses the default inductor
+            backend; a dict is passed to ``torch.compile`` (e.g.
+            ``dict(mode='max-autotune')``). Off by default: compilation takes
+            minutes for ViT-B and only pays off on long runs.
         Others: as :class:`BaseSelfSupervisor`.
     """
 
@@ -51,12 +73,24 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
                  neck: Optional[dict] = None,
                  head: Optional[dict] = None,
                  feature_encoder: str = 'student',
+                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 compile_blocks: Union[bool, dict] = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if feature_encoder not in ENCODERS:
             raise ValueError(f'feature_encoder={feature_encoder!r}: choose '
                              f'one of {ENCODERS}.')
+        if teacher_amp_dtype is not None \
+                and teacher_amp_dtype not in TEACHER_AMP_DTYPES:
+            raise ValueError(
+                f'teacher_amp_dtype={teacher_amp_dtype!r}: choose one of '
+                f'{tuple(TEACHER_AMP_DTYPES)} or None (inherit the autocast '
+                'dtype of the step).')
+        if not isinstance(compile_blocks, (bool, dict)):
+            raise TypeError(
+                f'compile_blocks={compile_blocks!r}: use True, False or a '
+                'dict of torch.compile arguments.')
         super().__init__(
             backbone=backbone,
             neck=neck,
@@ -65,6 +99,8 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.feature_encoder = feature_encoder
+        self.teacher_amp_dtype = teacher_amp_dtype
+        self.compile_blocks = compile_blocks
         # EMA updates so far; in the state dict, so it survives resume
         self.register_buffer('teacher_updates', torch.zeros((),
                                                             dtype=torch.long))
@@ -79,6 +115,68 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
             teacher.requires_grad_(False)
             teacher.eval()
             setattr(self, teacher_name, teacher)
+        if self.compile_blocks:
+            self._compile_encoder_blocks()
+
+    def _compile_encoder_blocks(self) -> None:
+        """``nn.Module.compile`` each block of the student and teacher
+        encoders (after the teacher copy: a compiled module is not copied)."""
+        kwargs = {} if self.compile_blocks is True else dict(
+            self.compile_blocks)
+        for encoder in (self.backbone, self.teacher):
+            for block in encoder.layers:
+                # mmpretrain's ViT stores drop-path rates as numpy floats,
+                # which dynamo turns into tensors whose guards fail between
+                # the student's grad mode and the teacher's inference mode
+                for module in block.modules():
+                    if isinstance(getattr(module, 'drop_prob', None),
+                                  np.floating):
+                        module.drop_prob = float(module.drop_prob)
+                block.compile(**kwargs)
+
+    def teacher_autocast_dtype(self,
+                               device_type: str) -> Optional[torch.dtype]:
+        """The teacher's autocast dtype for this step, ``None`` for none.
+
+        Autocast is on for the teacher only when the caller (the student's
+        step) is under autocast. bf16 on a GPU without bf16 support falls
+        back to the step's own dtype.
+        """
+        if not torch.is_autocast_enabled(device_type):
+            return None
+        if self.teacher_amp_dtype is None:
+            return torch.get_autocast_dtype(device_type)
+        dtype = TEACHER_AMP_DTYPES[self.teacher_amp_dtype]
+        if device_type == 'cuda' and dtype == torch.bfloat16 \
+                and not torch.cuda.is_bf16_supported():
+            return torch.get_autocast_dtype(device_type)
+        return dtype
+
+    def run_teacher(self, fn: Callable, inputs: torch.Tensor, *args,
+                    **kwargs):
+        """Run ``fn(inputs, *args, **kwargs)``, a teacher forward pass, the
+        cheap way: in inference mode (no autograd graph, no activations
+        kept), under bf16 autocast when the step uses AMP (see
+        :meth:`teacher_autocast_dtype`).
+
+        Tensors in the result come back as float32 (floating point) copies
+        made outside inference mode, which the loss's autograd may save.
+        """
+        device_type = inputs.device.type
+        dtype = self.teacher_autocast_dtype(device_type)
+        autocast = torch.autocast(device_type, dtype=dtype) \
+            if dtype is not None else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            outputs = fn(inputs, *args, **kwargs)
+
+        def _copy(value):
+            if not isinstance(value, torch.Tensor):
+                return value
+            if value.is_floating_point():
+                return value.to(torch.float32, copy=True)
+            return value.clone()
+
+        return tree_map(_copy, outputs)
 
     def teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
         """``(teacher, student)`` module pairs, in :attr:`teacher_of`

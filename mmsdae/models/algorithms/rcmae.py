@@ -1,7 +1,7 @@
 """RC-MAE: reconstruction-consistent masked autoencoder (Lee et al., ICLR
 2023, "Exploring the role of mean teachers in self-supervised masked
 auto-encoders")."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmpretrain.registry import MODELS
@@ -35,6 +35,9 @@ class RCMAE(EMATeacherSelfSupervisor):
             the one ``tools/model_converters/sdae_to_vit.py`` exports unless
             told otherwise: ``'teacher'`` (the paper's choice, appendix E.2
             / F.1, Table 12) or ``'student'``.
+        teacher_amp_dtype, compile_blocks: the teacher's autocast dtype
+            under AMP and ``torch.compile`` of the encoder blocks, see
+            :class:`EMATeacherSelfSupervisor`.
         Others: as :class:`BaseSelfSupervisor`.
     """
 
@@ -48,6 +51,8 @@ class RCMAE(EMATeacherSelfSupervisor):
                  head: dict,
                  teacher_mask: str = 'same',
                  feature_encoder: str = 'teacher',
+                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 compile_blocks: Union[bool, dict] = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -59,6 +64,8 @@ class RCMAE(EMATeacherSelfSupervisor):
             neck=neck,
             head=head,
             feature_encoder=feature_encoder,
+            teacher_amp_dtype=teacher_amp_dtype,
+            compile_blocks=compile_blocks,
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
@@ -87,7 +94,6 @@ class RCMAE(EMATeacherSelfSupervisor):
                 f'has {self.backbone.num_patches} patches: set '
                 f'neck.num_patches={self.backbone.num_patches}.')
 
-    @torch.no_grad()
     def teacher_reconstruction(
             self, inputs: torch.Tensor,
             ids_restore: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -96,8 +102,13 @@ class RCMAE(EMATeacherSelfSupervisor):
         RC-MAE-S encodes the student's visible patches (in the student's
         order, ``ids_restore.argsort()[:, :num_visible]``); RC-MAE-D draws a
         new random mask. Returns the reconstruction (B, N, P * P * C) and
-        the ``ids_restore`` the teacher used.
+        the ``ids_restore`` the teacher used. Runs through
+        :meth:`run_teacher` (inference mode, bf16 under AMP).
         """
+        return self.run_teacher(self._teacher_reconstruction, inputs,
+                                ids_restore)
+
+    def _teacher_reconstruction(self, inputs, ids_restore):
         if self.teacher_mask == 'same':
             visible = ids_restore.argsort(dim=1)[:, :self.backbone.num_visible]
             latent = self.teacher.encode_patches(

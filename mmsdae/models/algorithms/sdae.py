@@ -1,5 +1,5 @@
 """SdAE: self-distillated masked autoencoder (Chen et al., ECCV 2022)."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 from mmpretrain.registry import MODELS
@@ -34,6 +34,9 @@ class SdAE(EMATeacherSelfSupervisor):
         feature_encoder (str): the encoder :meth:`extract_feat` uses and
             downstream tasks get, ``'student'`` (default, Sec. 4.4) or
             ``'teacher'``.
+        teacher_amp_dtype, compile_blocks: the teacher's autocast dtype
+            under AMP and ``torch.compile`` of the encoder blocks, see
+            :class:`EMATeacherSelfSupervisor`.
     """
 
     ema_hook = "dict(type='SdAETeacherEMAHook')"
@@ -44,6 +47,8 @@ class SdAE(EMATeacherSelfSupervisor):
                  head: dict,
                  teacher_input: dict = dict(mode='multi_fold', num_folds=3),
                  feature_encoder: str = 'student',
+                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 compile_blocks: Union[bool, dict] = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -52,6 +57,8 @@ class SdAE(EMATeacherSelfSupervisor):
             neck=neck,
             head=head,
             feature_encoder=feature_encoder,
+            teacher_amp_dtype=teacher_amp_dtype,
+            compile_blocks=compile_blocks,
             pretrained=pretrained,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
@@ -90,15 +97,21 @@ class SdAE(EMATeacherSelfSupervisor):
             teacher_ids: (B, G, n) patch indices of the teacher sequences.
 
         Returns:
-            (B, N, C); positions no sequence covers are zero.
+            (B, N, C) float32; positions no sequence covers are zero.
+
+        All ``B x G`` sequences are one batched forward pass
+        (:meth:`SdAEViT.encode_patches`), run by :meth:`run_teacher`:
+        inference mode, bf16 autocast under AMP.
         """
-        with torch.no_grad():
-            feats = self.teacher.encode_patches(inputs, teacher_ids)
-            batch, groups, length, dims = feats.shape
-            target = feats.new_zeros(batch, self.backbone.num_patches, dims)
-            index = teacher_ids.reshape(batch, groups * length, 1)
-            target.scatter_(1, index.expand(-1, -1, dims),
-                            feats.reshape(batch, groups * length, dims))
+        return self.run_teacher(self._teacher_targets, inputs, teacher_ids)
+
+    def _teacher_targets(self, inputs, teacher_ids):
+        feats = self.teacher.encode_patches(inputs, teacher_ids)
+        batch, groups, length, dims = feats.shape
+        target = feats.new_zeros(batch, self.backbone.num_patches, dims)
+        index = teacher_ids.reshape(batch, groups * length, 1)
+        target.scatter_(1, index.expand(-1, -1, dims),
+                        feats.reshape(batch, groups * length, dims))
         return target
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
