@@ -5,27 +5,27 @@ same process and timed on the same synthetic batch shape, one step of each
 config per round (round-robin after each config's warm-up), so the numbers
 (and their ratios to the first config) are directly comparable.
 
-Status: the first part of the performance issue (the measuring tool). The
-teacher's bf16 autocast, the ``torch.compile`` option and the README table
-of measurements are not done yet.
-
 What is measured, per config:
 
 * ``step_time_s``: median wall time of one full training step
   (``model(inputs, None, mode='loss')`` -> sum of the ``*loss*`` entries,
-  as mmengine's ``parse_losses`` -> backward -> optimizer step -> for models
-  with ``momentum_update`` (SdAE, RC-MAE) ``momentum_update(0.99)``). The
-  data preprocessor is skipped: a float tensor is fed directly. The EMA is
-  applied every iteration (RC-MAE's cadence); SdAE's default
-  ``SdAETeacherEMAHook(update_interval='epoch')`` updates once per epoch, so
-  its real per-step cost is slightly lower than reported here.
-* ``peak_mem_mb``: on CUDA, ``torch.cuda.max_memory_allocated`` during one
-  step of the config alone (after its warm-up); on CPU, the growth of the
-  process' peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) over
-  that step. The
-  CPU number is a high-water mark of the whole process: a config run after a
-  bigger one may show 0 growth because the allocator reuses memory, so it is
-  only indicative (run configs one at a time for absolute numbers).
+  as mmengine's ``parse_losses`` -> backward -> optimizer step -> the EMA
+  update at the config's cadence). The data preprocessor is skipped: a float
+  tensor is fed directly. The EMA (``momentum_update``) runs every step when
+  the config's EMA hook updates every iteration (RC-MAE); SdAE's
+  ``SdAETeacherEMAHook`` updates once per epoch, amortised to ~0 per step,
+  so it is left out of SdAE's step and its time is reported on its own
+  (``ema_time_s``) either way.
+* ``teacher_time_s`` / ``teacher_time_share``: wall time of the teacher's
+  forward pass (``run_teacher``, timed with a device sync on each side) and
+  its share of the step (median over steps), next to
+  ``teacher_flops_share``, the teacher's share of the step's FLOPs.
+* ``peak_mem_mb``: peak memory of one training step of the config (after
+  its warm-up), counting parameters, gradients, optimizer state and
+  activations: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak
+  of live tensor storage (:class:`LiveTensorPeak`, a dispatch mode that
+  counts every storage from allocation to release; ``mem_kind`` says
+  which). Allocator caching and fragmentation are not in either number.
 * ``flops_per_image`` (+ ``student``/``teacher``/``decoder``/``other``):
   FLOPs of one training step (forward + backward) from
   :class:`torch.utils.flop_counter.FlopCounterMode`, divided by the batch
@@ -34,19 +34,30 @@ What is measured, per config:
   (heads, losses, ops outside submodules) -> other. FlopCounterMode counts
   matmul / conv / attention ops only (1 multiply-add = 2 FLOPs).
 * ``achieved_flops_per_s``: FLOPs per step / step time.
+* ``data_images_per_s`` (with ``data_root``): images/s of the config's own
+  training pipeline over the images of a folder (mmpretrain's
+  ``CustomDataset`` + a DataLoader with ``data_workers`` workers), to set
+  against ``images_per_s`` of the model: the run is input-bound when it is
+  the smaller.
 * ``*_ratio``: step time, memory and FLOPs relative to the first config.
+
+A config entry is a path / :class:`mmengine.Config`, or a dict
+``dict(config=..., label=..., model_options=...)`` to benchmark variants of
+one config (e.g. SdAE's teacher-input options, :func:`teacher_input_variants`).
 """
+import copy
 import logging
 import os
 import os.path as osp
-import resource
 import statistics
-import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+import weakref
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 SECTIONS = {
     'backbone': 'student',
@@ -145,10 +156,25 @@ def _total_loss(losses: Dict[str, torch.Tensor]) -> torch.Tensor:
     return total
 
 
+def ema_cadence(cfg) -> Optional[str]:
+    """``'iter'`` or ``'epoch'``: how often the config's teacher EMA hook
+    (any ``*TeacherEMAHook`` in ``custom_hooks``) updates; ``None`` without
+    one."""
+    from mmengine.registry import HOOKS
+    for hook in (cfg.get('custom_hooks') or []) if cfg is not None else []:
+        if str(hook.get('type', '')).split('.')[-1].endswith(
+                'TeacherEMAHook'):
+            return HOOKS.build(copy.deepcopy(hook)).update_interval
+    return None
+
+
 def train_step_fn(model: nn.Module, optimizer, inputs: torch.Tensor,
-                  amp: bool = False, momentum: float = 0.99) -> Callable:
-    """A closure running one full training step on ``inputs``."""
-    has_ema = callable(getattr(model, 'momentum_update', None))
+                  amp: bool = False, momentum: float = 0.99,
+                  ema_every_step: bool = True) -> Callable:
+    """A closure running one full training step on ``inputs``; the EMA
+    update is part of it when ``ema_every_step`` (and the model has one)."""
+    has_ema = ema_every_step and callable(
+        getattr(model, 'momentum_update', None))
     device_type = inputs.device.type
     amp_dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
 
@@ -164,6 +190,43 @@ def train_step_fn(model: nn.Module, optimizer, inputs: torch.Tensor,
         return loss
 
     return step
+
+
+def time_teacher(model: nn.Module, device) -> Optional[List[float]]:
+    """Wrap ``model.run_teacher`` (the teacher's forward pass of SdAE and
+    RC-MAE) so each call appends its wall time to the returned list; ``None``
+    for models without one."""
+    run_teacher = getattr(model, 'run_teacher', None)
+    if not callable(run_teacher):
+        return None
+    times = []
+
+    def timed(*args, **kwargs):
+        _sync(device)
+        start = time.perf_counter()
+        out = run_teacher(*args, **kwargs)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+        return out
+
+    model.run_teacher = timed
+    return times
+
+
+def time_ema(model: nn.Module, device, momentum: float = 0.99,
+             repeats: int = 3) -> Optional[float]:
+    """Median time of one ``momentum_update``; ``None`` without a teacher.
+    (It changes the teacher; only the timing matters here.)"""
+    if not callable(getattr(model, 'momentum_update', None)):
+        return None
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        model.momentum_update(momentum)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _forward_backward(model, inputs):
@@ -231,40 +294,69 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # kilobytes on Linux, bytes on macOS
-    return peak / (1024.0**2 if sys.platform == 'darwin' else 1024.0)
+class LiveTensorPeak(TorchDispatchMode):
+    """Peak bytes of live CPU tensor storage while the mode is active: the
+    CPU counterpart of ``torch.cuda.max_memory_allocated``.
+
+    Every storage an op returns is counted until it is freed (a weakref
+    finaliser on the storage); :meth:`track` adds storages that exist before
+    the step (parameters, gradients, optimizer state, the input), so they
+    count, and are released, like the rest.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: Dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+
+    def track(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key, size = storage.data_ptr(), storage.nbytes()
+        if storage.device.type != 'cpu' or size == 0 or key in self.live:
+            return
+        self.live[key] = size
+        self.current += size
+        self.peak = max(self.peak, self.current)
+        weakref.finalize(storage, self._free, key)
+
+    def _free(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in tree_flatten(out)[0]:
+            if isinstance(value, torch.Tensor):
+                self.track(value)
+        return out
 
 
-def time_steps(step: Callable, iters: int = 10, warmup: int = 3,
-               device='cpu') -> Dict[str, object]:
-    """Run ``warmup`` untimed then ``iters`` timed steps; return the step
-    times, their median and the peak memory (see the module docstring)."""
-    if iters < 1 or warmup < 0:
-        raise ValueError(f'need iters >= 1 and warmup >= 0, got iters='
-                         f'{iters}, warmup={warmup}.')
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    cuda = torch.device(device).type == 'cuda'
-    if cuda:
+def peak_memory(step: Callable, model: nn.Module, optimizer, inputs,
+                device) -> Tuple[float, str]:
+    """Peak memory (MB) of one call of ``step`` and how it was measured.
+
+    Both count everything allocated: parameters (student and teacher),
+    gradients, optimizer state, activations, the input batch. CUDA:
+    ``max_memory_allocated``. CPU: :class:`LiveTensorPeak` (slower, so it
+    runs for this one step only).
+    """
+    if torch.device(device).type == 'cuda':
+        _sync(device)
         torch.cuda.reset_peak_memory_stats(device)
-    rss_before = _rss_mb()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
         step()
         _sync(device)
-        times.append(time.perf_counter() - start)
-    if cuda:
-        peak_mb = torch.cuda.max_memory_allocated(device) / 1024.0**2
-        kind = 'cuda_max_allocated'
-    else:
-        peak_mb = _rss_mb() - rss_before
-        kind = 'cpu_peak_rss_growth'
-    return dict(step_times_s=times, step_time_s=statistics.median(times),
-                peak_mem_mb=peak_mb, mem_kind=kind)
+        return (torch.cuda.max_memory_allocated(device) / 1024.0**2,
+                'cuda_max_allocated')
+    tracker = LiveTensorPeak()
+    existing = [inputs, *model.parameters(), *model.buffers()]
+    existing += [p.grad for p in model.parameters() if p.grad is not None]
+    for state in getattr(optimizer, 'state', {}).values():
+        existing += [v for v in state.values() if torch.is_tensor(v)]
+    for tensor in existing:
+        tracker.track(tensor)
+    with tracker:
+        step()
+    return tracker.peak / 1024.0**2, 'cpu_live_tensor_peak'
 
 
 def check_device(device: str) -> str:
@@ -278,6 +370,110 @@ def check_device(device: str) -> str:
     return device
 
 
+def data_throughput(cfg, data_root: str, batch_size: int,
+                    workers: int = 2, batches: int = 5) -> float:
+    """Images/s of ``cfg``'s training pipeline over the images in
+    ``data_root`` (mmpretrain's ``CustomDataset``, any folder layout),
+    batched by a DataLoader with ``workers`` workers. The first batch (worker
+    start-up) is not timed."""
+    from mmengine.dataset import default_collate
+    from mmpretrain.datasets import CustomDataset
+    from torch.utils.data import DataLoader
+    if not osp.isdir(data_root):
+        raise FileNotFoundError(
+            f'--data-root {data_root!r} is not a folder: give a folder of '
+            'images (any layout, e.g. an ImageNet class-folder tree).')
+    pipeline = copy.deepcopy(cfg.train_dataloader.dataset.pipeline)
+    dataset = CustomDataset(data_root=data_root, with_label=False,
+                            pipeline=pipeline)
+    if len(dataset) < 2 * batch_size:
+        raise ValueError(
+            f'--data-root {data_root!r} has {len(dataset)} images; the data '
+            f'column needs at least 2 batches ({2 * batch_size}).')
+    batches = max(1, min(batches, len(dataset) // batch_size - 1))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                        num_workers=workers, collate_fn=default_collate,
+                        drop_last=True)
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def teacher_input_variants(config, specs: Sequence[str]) -> List[dict]:
+    """Benchmark entries for SdAE's teacher-input options (SdAE Table 1).
+
+    ``specs``: ``'full'``, ``'masked'``, ``'crop'`` (k = the student's
+    visible-patch count, one fold's worth as in Fig. 4(b)) or ``'crop=K'``,
+    ``'fold=T'`` (multi-fold masking with T folds; ``drop_remainder`` when T
+    does not divide the masked patches, as the released code does).
+    """
+    from mmengine.config import Config
+    cfg = config if isinstance(config, Config) else Config.fromfile(
+        os.fspath(config))
+    backbone = cfg.model.backbone
+    size = backbone.get('img_size', 224)
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    patches = (size // backbone.get('patch_size', 16))**2
+    visible = int(patches * (1 - backbone.get('mask_ratio', 0.75)))
+    masked = patches - visible
+    name = osp.splitext(osp.basename(os.fspath(config)))[0] \
+        if not isinstance(config, Config) else 'sdae'
+    entries = []
+    for spec in specs:
+        key, _, value = spec.partition('=')
+        if key in ('full', 'masked') and not value:
+            option = dict(mode=key)
+        elif key == 'crop':
+            option = dict(mode='crop', crop_tokens=int(value or visible))
+        elif key == 'fold' and value:
+            folds = int(value)
+            option = dict(mode='multi_fold', num_folds=folds)
+            if masked % folds:
+                option['drop_remainder'] = True
+        else:
+            raise ValueError(
+                f'teacher input {spec!r}: use full, masked, crop, crop=K or '
+                'fold=T.')
+        entries.append(dict(
+            config=config, label=f'{name}[{spec}]',
+            model_options=dict(teacher_input=dict(_delete_=True, **option))))
+    return entries
+
+
+def _teacher_input_of(model: nn.Module) -> Optional[dict]:
+    option = getattr(model, 'teacher_input', None)
+    if option is None:
+        return None
+    return dict(mode=option.mode, num_folds=option.num_folds,
+                crop_tokens=option.crop_tokens)
+
+
+def _entries(configs, labels, model_options) -> List[dict]:
+    """Normalise the ``configs`` argument of :func:`benchmark`."""
+    entries = []
+    for i, item in enumerate(configs):
+        if isinstance(item, dict) and 'config' in item:
+            entry = dict(item)
+        else:
+            entry = dict(config=item)
+        config = entry['config']
+        if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
+            raise FileNotFoundError(
+                f'Config file {os.fspath(config)!r} does not exist (paths '
+                'are relative to the current directory).')
+        entry.setdefault('model_options', model_options)
+        if labels is not None:
+            entry['label'] = labels[i]
+        entry.setdefault(
+            'label', osp.splitext(osp.basename(os.fspath(config)))[0]
+            if isinstance(config, (str, os.PathLike)) else f'config{i}')
+        entries.append(entry)
+    return entries
+
+
 def _ratio(value, first):
     if first in (0, None) or value is None:
         return None
@@ -289,40 +485,43 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
               warmup: int = 3, amp: bool = False,
               cfg_options: Optional[dict] = None,
               model_options: Optional[dict] = None,
-              momentum: float = 0.99, seed: int = 0) -> List[dict]:
+              momentum: float = 0.99, seed: int = 0,
+              data_root: Optional[str] = None, data_workers: int = 2,
+              data_batches: int = 5) -> List[dict]:
     """Benchmark every config; one dict per config (see module docstring)."""
     check_device(device)
     configs = list(configs)
-    for config in configs:
-        if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
-            raise FileNotFoundError(
-                f'Config file {os.fspath(config)!r} does not exist (paths '
-                'are relative to the current directory).')
-    if labels is None:
-        labels = [osp.splitext(osp.basename(os.fspath(c)))[0]
-                  if isinstance(c, (str, os.PathLike)) else f'config{i}'
-                  for i, c in enumerate(configs)]
-    labels = list(labels)
-    if len(labels) != len(configs):
+    if labels is not None and len(labels) != len(configs):
         raise ValueError(f'{len(labels)} labels for {len(configs)} configs.')
+    entries = _entries(configs, labels, model_options)
     # Build and warm every config first, then time the steps round-robin
     # (one step of each config per round), so drift of the machine (other
     # load, clocks, allocator warm-up) hits every config alike instead of
     # penalising whichever runs first.
     runs = []
-    for label, config in zip(labels, configs):
+    for entry in entries:
         torch.manual_seed(seed)
-        model = build_model_from_config(config, cfg_options, model_options,
-                                        device)
+        model = build_model_from_config(entry['config'], cfg_options,
+                                        entry['model_options'], device)
+        cfg = getattr(model, '_bench_cfg', None)
         size = image_size(model)
         inputs = torch.randn(batch_size, 3, size, size, device=device)
         flops = count_flops(model, inputs)
-        optimizer = build_optimizer(model, getattr(model, '_bench_cfg', None))
-        step = train_step_fn(model, optimizer, inputs, amp, momentum)
-        # warm-up, and the peak memory of one step on its own
-        memory = time_steps(step, 1, warmup, device)
-        runs.append(dict(label=label, config=config, model=model, size=size,
-                         flops=flops, step=step, memory=memory, times=[]))
+        optimizer = build_optimizer(model, cfg)
+        cadence = ema_cadence(cfg)
+        step = train_step_fn(model, optimizer, inputs, amp, momentum,
+                             ema_every_step=cadence != 'epoch')
+        for _ in range(warmup):
+            step()
+        memory, mem_kind = peak_memory(step, model, optimizer, inputs,
+                                       device)
+        data_rate = data_throughput(
+            cfg, data_root, batch_size, data_workers,
+            data_batches) if data_root else None
+        runs.append(dict(entry=entry, model=model, size=size, flops=flops,
+                         step=step, memory=memory, mem_kind=mem_kind,
+                         cadence=cadence, data_rate=data_rate, times=[],
+                         teacher_times=time_teacher(model, device)))
     for _ in range(iters):
         for run in runs:
             start = time.perf_counter()
@@ -331,21 +530,34 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
             run['times'].append(time.perf_counter() - start)
     results = []
     for run in runs:
-        config, flops, model = run['config'], run['flops'], run['model']
+        entry, flops, model = run['entry'], run['flops'], run['model']
+        config = entry['config']
         batch, step_time = batch_size, statistics.median(run['times'])
+        teacher_times = run['teacher_times']
+        teacher_share = statistics.median(
+            t / s for t, s in zip(teacher_times, run['times'])
+        ) if teacher_times else None
         results.append(dict(
-            label=run['label'],
+            label=entry['label'],
             config=os.fspath(config) if isinstance(
                 config, (str, os.PathLike)) else getattr(
                     config, 'filename', None),
+            model_options=entry['model_options'],
             model=type(model).__name__,
+            teacher_input=_teacher_input_of(model),
             img_size=run['size'],
             batch_size=batch,
             step_time_s=step_time,
             step_times_s=run['times'],
             images_per_s=batch / step_time,
-            peak_mem_mb=run['memory']['peak_mem_mb'],
-            mem_kind=run['memory']['mem_kind'],
+            teacher_time_s=statistics.median(teacher_times)
+            if teacher_times else None,
+            teacher_time_share=teacher_share,
+            teacher_flops_share=flops['teacher'] / flops['total'],
+            ema_cadence=run['cadence'],
+            ema_time_s=time_ema(model, device, momentum),
+            peak_mem_mb=run['memory'],
+            mem_kind=run['mem_kind'],
             flops_per_step=flops['total'],
             flops_per_image=flops['total'] / batch,
             student_flops_per_image=flops['student'] / batch,
@@ -353,6 +565,7 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
             decoder_flops_per_image=flops['decoder'] / batch,
             other_flops_per_image=flops['other'] / batch,
             achieved_flops_per_s=flops['total'] / step_time,
+            data_images_per_s=run['data_rate'],
             momentum_update=callable(getattr(model, 'momentum_update',
                                              None)),
         ))
@@ -375,7 +588,8 @@ def environment(device: str, batch_size: int, iters: int, warmup: int,
                              if device.startswith('cuda') else 'cpu'),
                 threads=torch.get_num_threads(), batch_size=batch_size,
                 iters=iters, warmup=warmup, amp=amp,
-                ema_cadence='momentum_update(0.99) every step')
+                ema='momentum_update every step for per-iteration EMA '
+                'hooks, left out of the step for per-epoch ones')
 
 
 def _g(value, scale=1e9, fmt='{:.3f}'):
@@ -384,17 +598,22 @@ def _g(value, scale=1e9, fmt='{:.3f}'):
 
 def format_table(results: List[dict]) -> str:
     """One plain-text table; ratios are relative to the first row."""
-    header = ['config', 'step s', 'img/s', 'mem MB', 'GFLOP/img',
-              'student', 'teacher', 'decoder', 'other', 'GFLOP/s',
-              'time x', 'mem x', 'flops x']
+    header = ['config', 'step s', 'img/s', 'data img/s', 'mem MB',
+              'GFLOP/img', 'student', 'teacher', 'decoder', 'other',
+              'GFLOP/s', 'teacher t%', 'teacher F%', 'time x', 'mem x',
+              'flops x']
     rows = []
     for r in results:
         rows.append([
             r['label'], f"{r['step_time_s']:.4f}", f"{r['images_per_s']:.1f}",
+            _g(r['data_images_per_s'], 1, '{:.1f}'),
             f"{r['peak_mem_mb']:.1f}", _g(r['flops_per_image']),
             _g(r['student_flops_per_image']), _g(r['teacher_flops_per_image']),
             _g(r['decoder_flops_per_image']), _g(r['other_flops_per_image']),
             _g(r['achieved_flops_per_s'], fmt='{:.2f}'),
+            _g(r['teacher_time_share'], 0.01, '{:.1f}'),
+            _g(r['teacher_flops_share'] if r['teacher_time_share'] is not None
+               else None, 0.01, '{:.1f}'),
             _g(r['step_time_ratio'], 1, '{:.2f}'),
             _g(r['peak_mem_ratio'], 1, '{:.2f}'),
             _g(r['flops_ratio'], 1, '{:.2f}')])
@@ -408,5 +627,78 @@ def format_table(results: List[dict]) -> str:
                                for i, (c, w) in enumerate(zip(row, widths))))
     mem = results[0]['mem_kind'] if results else ''
     lines.append(f'(step time = median; mem = {mem}; FLOPs = forward + '
-                 'backward of one step per image; ratios vs the first row)')
+                 'backward of one step per image; teacher t% / F% = the '
+                 "teacher's share of the step time / FLOPs; ratios vs the "
+                 'first row)')
     return '\n'.join(lines)
+
+
+#: SdAE Table 1, epoch time relative to MAE on V100 (+49.9 %, +38.1 %,
+#: +28.1 %, +11.8 %): the order the teacher-input options must keep
+TABLE1_ORDER = ('full', 'masked', 'fold=3', 'crop')
+
+
+def _option_name(row: dict) -> Optional[str]:
+    option = row.get('teacher_input')
+    if option is None:
+        return None
+    if option['mode'] == 'multi_fold':
+        return f"fold={option['num_folds']}"
+    return option['mode']
+
+
+def check_targets(results: List[dict], max_time_ratio: float = 1.3,
+                  max_mem_ratio: float = 1.1) -> List[Tuple[str, bool, str]]:
+    """The performance targets, evaluated on one run's rows:
+
+    1. every teacher's share of the step time <= its share of the FLOPs;
+    2. SdAE with 3 folds: step time <= ``max_time_ratio`` x MAE's and peak
+       memory <= ``max_mem_ratio`` x MAE's (MAE = the row whose model is
+       mmpretrain's ``MAE``);
+    3. the teacher-input options' step times order as SdAE Table 1
+       (full > only masked > multi-fold t = 3 > teacher crop > MAE).
+
+    Returns ``(target, met, detail)`` triples for the targets the rows allow
+    checking.
+    """
+    checks = []
+    for row in results:
+        share = row['teacher_time_share']
+        if share is not None:
+            flops = row['teacher_flops_share']
+            checks.append((f"{row['label']}: teacher time share <= FLOP "
+                           'share', share <= flops,
+                           f'{100 * share:.1f} % of the time, '
+                           f'{100 * flops:.1f} % of the FLOPs'))
+    mae = next((r for r in results if r['model'] == 'MAE'), None)
+    by_option = {}
+    for row in results:
+        name = _option_name(row)
+        if name is not None and row['model'] == 'SdAE':
+            by_option.setdefault(name, row)
+    fold3 = by_option.get('fold=3')
+    if mae is not None and fold3 is not None:
+        time_ratio = fold3['step_time_s'] / mae['step_time_s']
+        flop_ratio = fold3['flops_per_image'] / mae['flops_per_image']
+        checks.append((f'SdAE t=3 step time <= {max_time_ratio} x MAE',
+                       time_ratio <= max_time_ratio,
+                       f'{time_ratio:.2f} x (FLOPs {flop_ratio:.2f} x)'))
+        mem_ratio = fold3['peak_mem_mb'] / mae['peak_mem_mb']
+        checks.append((f'SdAE t=3 peak memory <= {max_mem_ratio} x MAE',
+                       mem_ratio <= max_mem_ratio, f'{mem_ratio:.2f} x'))
+    present = [name for name in TABLE1_ORDER if name in by_option]
+    if mae is not None and len(present) >= 2:
+        times = [by_option[name]['step_time_s'] for name in present]
+        times.append(mae['step_time_s'])
+        ordered = all(a > b for a, b in zip(times, times[1:]))
+        detail = ' > '.join(
+            f'{name} {t / mae["step_time_s"]:.2f}'
+            for name, t in zip(present + ['MAE'], times))
+        checks.append(('teacher inputs order as SdAE Table 1', ordered,
+                       detail + ' (x MAE)'))
+    return checks
+
+
+def format_targets(checks: List[Tuple[str, bool, str]]) -> str:
+    return '\n'.join(f"[{'met' if met else 'MISSED'}] {name}: {detail}"
+                     for name, met, detail in checks)

@@ -21,7 +21,12 @@ FIELDS = ('label', 'config', 'model', 'img_size', 'batch_size', 'step_time_s',
           'flops_per_step', 'flops_per_image', 'student_flops_per_image',
           'teacher_flops_per_image', 'decoder_flops_per_image',
           'other_flops_per_image', 'achieved_flops_per_s', 'step_time_ratio',
-          'peak_mem_ratio', 'flops_ratio', 'momentum_update')
+          'peak_mem_ratio', 'flops_ratio', 'momentum_update',
+          'teacher_time_s', 'teacher_time_share', 'teacher_flops_share',
+          'ema_cadence', 'ema_time_s', 'data_images_per_s', 'teacher_input',
+          'model_options')
+RCMAE = osp.join(REPO, 'configs', 'rcmae',
+                 'rcmae_vit-tiny-p8_1xb32-10e_procedural-64px.py')
 
 
 @pytest.fixture(scope='module')
@@ -54,9 +59,22 @@ def test_benchmark_two_configs_json(tool, tmp_path, capsys):
         assert parts == pytest.approx(row['flops_per_image'])
     assert rows[0]['step_time_ratio'] == 1.0
     assert rows[0]['flops_ratio'] == 1.0
-    assert rows[0]['peak_mem_ratio'] in (1.0, None)  # None: 0 RSS growth
+    assert rows[0]['peak_mem_ratio'] == 1.0
     assert rows[0]['teacher_flops_per_image'] == 0  # MAE has no teacher
+    assert rows[0]['teacher_time_share'] is None
     assert rows[1]['teacher_flops_per_image'] > 0
+    assert 0 < rows[1]['teacher_time_share'] < 1
+    assert rows[1]['teacher_flops_share'] == pytest.approx(
+        rows[1]['teacher_flops_per_image'] / rows[1]['flops_per_image'])
+    # SdAE keeps a second encoder and its activations: more memory than MAE
+    assert rows[0]['mem_kind'] == 'cpu_live_tensor_peak'
+    assert rows[1]['peak_mem_mb'] > rows[0]['peak_mem_mb'] > 0
+    assert rows[1]['ema_cadence'] == 'epoch' and rows[1]['ema_time_s'] > 0
+    assert rows[0]['ema_cadence'] is None
+    # the demo SdAE config uses 3 folds, so the t=3 targets are checked
+    assert {t['target'] for t in data['targets']} == {
+        'sdae: teacher time share <= FLOP share',
+        'SdAE t=3 step time <= 1.3 x MAE', 'SdAE t=3 peak memory <= 1.1 x MAE'}
     assert not rows[0]['momentum_update'] and rows[1]['momentum_update']
     assert rows[1]['flops_ratio'] > 1.0
     assert len(results) == 2
@@ -128,3 +146,104 @@ def test_teacher_flops_follow_fold_complexity():
     crop = _teacher_flops(dict(mode='crop', crop_tokens=16))
     full = _teacher_flops(dict(mode='full'))
     assert crop < measured[1] < full
+
+
+def test_teacher_input_rows_data_column_and_targets(tool, tmp_path, capsys):
+    """--teacher-inputs expands the SdAE config into the Table 1 rows;
+    --data-root adds the pipeline's images/s; the targets are printed."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8)
+                        ).save(tmp_path / f'{i}.png')
+    out = tmp_path / 'speed.json'
+    tool.main([MAE, SDAE, RCMAE, '--teacher-inputs', 'full', 'crop=8',
+               'fold=3', '--batch-size', '2', '--warmup', '1', '--iters', '1',
+               '--data-root', str(tmp_path), '--data-workers', '0',
+               '--data-batches', '2', '--json', str(out)])
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    rows = {r['label'].split('[')[-1].rstrip(']'): r for r in data['results']}
+    assert list(rows)[1:4] == ['full', 'crop=8', 'fold=3']
+    assert rows['full']['teacher_input']['mode'] == 'full'
+    assert rows['crop=8']['teacher_input'] == dict(mode='crop', num_folds=1,
+                                                   crop_tokens=8)
+    assert rows['fold=3']['teacher_input']['num_folds'] == 3
+    assert all(r['data_images_per_s'] > 0 for r in data['results'])
+    rcmae = data['results'][-1]
+    assert rcmae['model'] == 'RCMAE' and rcmae['ema_cadence'] == 'iter'
+    targets = {t['target'] for t in data['targets']}
+    assert 'SdAE t=3 step time <= 1.3 x MAE' in targets
+    assert 'SdAE t=3 peak memory <= 1.1 x MAE' in targets
+    assert 'teacher inputs order as SdAE Table 1' in targets
+    assert 'teacher inputs order as SdAE Table 1' in printed
+    # FLOPs follow Table 1's complexity column: full > 3 folds > crop
+    assert rows['full']['teacher_flops_per_image'] > \
+        rows['fold=3']['teacher_flops_per_image'] > \
+        rows['crop=8']['teacher_flops_per_image']
+
+
+def test_teacher_input_variants_spellings():
+    rows = bench.teacher_input_variants(SDAE, ['masked', 'crop', 'fold=5'])
+    options = [r['model_options']['teacher_input'] for r in rows]
+    # 64 px / 8 px -> 64 patches, 16 visible, 48 masked
+    assert options[0] == dict(_delete_=True, mode='masked')
+    assert options[1] == dict(_delete_=True, mode='crop', crop_tokens=16)
+    # 48 masked patches do not split into 5 folds: the released code's
+    # drop_remainder (5 x 9, 3 left over)
+    assert options[2] == dict(_delete_=True, mode='multi_fold', num_folds=5,
+                              drop_remainder=True)
+    with pytest.raises(ValueError, match='fold=T'):
+        bench.teacher_input_variants(SDAE, ['folds'])
+
+
+def test_data_root_errors(tmp_path):
+    from mmengine.config import Config
+    cfg = Config.fromfile(SDAE)
+    with pytest.raises(FileNotFoundError, match='not a folder'):
+        bench.data_throughput(cfg, str(tmp_path / 'nope'), 2)
+
+
+def test_live_tensor_peak_counts_allocations_and_frees():
+    """4 kB + 4 kB live at once, then one freed and 2 kB allocated: the
+    peak is 8 kB, the end state 6 kB plus what existed before."""
+    existing = torch.zeros(256)  # 1 kB, tracked as already there
+    tracker = bench.LiveTensorPeak()
+    tracker.track(existing)
+    with tracker:
+        a = torch.ones(1024)
+        b = torch.ones(1024)
+        del a
+        c = torch.ones(512)
+    assert tracker.peak == 1024 + 8192
+    assert tracker.current == 1024 + 4096 + 2048
+    del b, c
+    assert tracker.current == 1024
+
+
+def _row(label, model, time, mem, flops, teacher=None, share=None,
+         fshare=0.0):
+    return dict(label=label, model=model, step_time_s=time, peak_mem_mb=mem,
+                flops_per_image=flops, teacher_input=teacher,
+                teacher_time_share=share, teacher_flops_share=fshare)
+
+
+def test_check_targets_met_and_missed():
+    rows = [
+        _row('mae', 'MAE', 1.0, 100, 10),
+        _row('full', 'SdAE', 1.5, 110, 16, dict(mode='full'), 0.3, 0.4),
+        _row('masked', 'SdAE', 1.4, 108, 15, dict(mode='masked'), 0.3, 0.3),
+        _row('t3', 'SdAE', 1.25, 112, 14.5,
+             dict(mode='multi_fold', num_folds=3), 0.35, 0.3),
+        _row('crop', 'SdAE', 1.1, 104, 11, dict(mode='crop'), 0.1, 0.15),
+    ]
+    checks = {name: (met, detail)
+              for name, met, detail in bench.check_targets(rows)}
+    assert checks['SdAE t=3 step time <= 1.3 x MAE'][0]
+    assert not checks['SdAE t=3 peak memory <= 1.1 x MAE'][0]  # 1.12
+    assert checks['teacher inputs order as SdAE Table 1'][0]
+    assert not checks['t3: teacher time share <= FLOP share'][0]
+    assert checks['masked: teacher time share <= FLOP share'][0]  # equal
+    rows[2]['step_time_s'] = 1.2  # masked now cheaper than 3 folds
+    checks = {name: met for name, met, _ in bench.check_targets(rows)}
+    assert not checks['teacher inputs order as SdAE Table 1']
