@@ -122,12 +122,18 @@ class SdAE(EMATeacherSelfSupervisor):
         teacher-student cosine similarity; not part of the loss).
         """
         self._warn_if_teacher_frozen()
-        latent, _, ids_restore = self.backbone(inputs)
-        pred = self.neck(latent, ids_restore)
-        masked_ids = ids_restore.argsort(dim=1)[:, self.backbone.num_visible:]
+        # the mask first, then the teacher, then the student: the teacher's
+        # transient activations are freed before the student's (kept for
+        # backward) exist, so they do not add to the peak memory
+        ids_shuffle = self.backbone.random_order(inputs.shape[0],
+                                                 inputs.device)
+        masked_ids = ids_shuffle[:, self.backbone.num_visible:]
         teacher_ids, target_mask = self.teacher_input.sample(
             masked_ids, self.backbone.num_patches)
         target = self.teacher_targets(inputs, teacher_ids)
+        latent, ids_restore = self.backbone.forward_visible(
+            inputs, ids_shuffle)
+        pred = self.neck(latent, ids_restore)
         return dict(
             loss=self.head.loss(pred, target, target_mask),
             cos_sim=self.head.mean_cosine(pred, target, target_mask))

@@ -78,6 +78,23 @@ class SdAEViT(MAEViT):
             return VisionTransformer.forward(self, x)
         return super().forward(x, mask=True)
 
+    def random_order(self, batch: int, device=None) -> torch.Tensor:
+        """A random masking order, drawn as MAE's ``random_masking`` draws it
+        (argsort of uniform noise, the same random numbers): (B, N) patch
+        indices whose first :attr:`num_visible` are the visible patches."""
+        noise = torch.rand(batch, self.num_patches, device=device)
+        return torch.argsort(noise, dim=1)
+
+    def forward_visible(self, x: torch.Tensor, ids_shuffle: torch.Tensor
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The masked forward of :meth:`forward` for a given order
+        (:meth:`random_order`): ``(latent, ids_restore)`` as there. Lets a
+        caller draw the mask before running the encoder (SdAE runs its
+        teacher first)."""
+        visible = ids_shuffle[:, :self.num_visible]
+        latent = self.encode_patches(x, visible.unsqueeze(1), keep_cls=True)
+        return latent.squeeze(1), torch.argsort(ids_shuffle, dim=1)
+
     def encode_patches(self,
                        x: torch.Tensor,
                        patch_ids: torch.Tensor,
