@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny SdAE that runs in milliseconds on a CPU."""
+"""Shared fixtures: a tiny SdAE (and RC-MAE) that runs in milliseconds on a
+CPU."""
 import copy
 
 import pytest
@@ -39,6 +40,22 @@ TINY_MODEL = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         to_rgb=True))
+
+
+def _tiny_rcmae():
+    """RC-MAE on the same images and encoder: pixel targets (192 values a
+    patch), no drop path."""
+    cfg = copy.deepcopy(TINY_MODEL)
+    del cfg['teacher_input'], cfg['backbone']['drop_path_rate']
+    del cfg['neck']['predict_feature_dim']
+    cfg.update(
+        type='RCMAE',
+        head=dict(type='RCMAEHead', norm_pix=True, patch_size=8,
+                  loss=dict(type='PixelReconstructionLoss', criterion='L2')))
+    return cfg
+
+
+TINY_RCMAE = _tiny_rcmae()
 
 
 @pytest.fixture(autouse=True)

@@ -1,27 +1,22 @@
 #!/usr/bin/env bash
-# Usage: [GPUS=8 GPUS_PER_NODE=8 CPUS_PER_TASK=5 SRUN_ARGS=""] \
-#     bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [args...]
+# Train on a Slurm cluster: srun starts GPUS processes, GPUS_PER_NODE per
+# node, one GPU each (NCCL). GPUS_PER_NODE=0 asks for no GPUs (a CPU
+# partition): GPUS processes then train with gloo.
+#
+# Usage: [GPUS=8 GPUS_PER_NODE=8 CPUS_PER_TASK=5 SRUN_ARGS="" PORT=29500 PYTHON=python] \
+#     bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [tools/train.py args...]
+# e.g.  GPUS=16 bash tools/slurm_train.sh gpu sdae configs/sdae/<config>.py \
+#           work_dirs/sdae --resume        # restart a pre-empted job
+set -euo pipefail
+USAGE_LINE=6
+source "$(dirname "${BASH_SOURCE[0]}")/launch_lib.sh"
 
-set -x
-
+[ $# -ge 4 ] || usage "PARTITION, JOB_NAME, CONFIG and WORK_DIR are required"
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PY_ARGS=("${@:5}")
-
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-srun -p ${PARTITION} \
-    --job-name=${JOB_NAME} \
-    --gres=gpu:${GPUS_PER_NODE} \
-    --ntasks=${GPUS} \
-    --ntasks-per-node=${GPUS_PER_NODE} \
-    --cpus-per-task=${CPUS_PER_TASK} \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    python -u $(dirname "$0")/train.py ${CONFIG} --work-dir=${WORK_DIR} \
-    --launcher="slurm" "${PY_ARGS[@]}"
+shift 4
+[ -f "$CONFIG" ] || usage "config file not found: $CONFIG"
+run_srun "$PARTITION" "$JOB_NAME" train.py "$CONFIG" --work-dir="$WORK_DIR" \
+    --launcher=slurm "$@"

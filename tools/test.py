@@ -19,6 +19,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Registers mmsdae's modules and its checkpoint allow-list for torch.load.
 import mmsdae  # noqa: E402,F401
+from mmsdae.utils.dist import (DistEnvError,  # noqa: E402
+                               setup_distributed, teardown_distributed)
 
 
 def parse_args():
@@ -81,6 +83,10 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    try:  # gloo on CPU, NCCL (MMEngine's path) on GPU
+        setup_distributed(cfg, args.launcher)
+    except DistEnvError as exc:
+        sys.exit(f'{osp.basename(sys.argv[0])}: error: {exc}')
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
@@ -91,6 +97,7 @@ def main():
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     runner.test()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ Example::
     python tools/train.py configs/sdae/<config>.py --work-dir work_dirs/x
     python tools/train.py configs/sdae/<config>.py --resume          # auto
     python tools/train.py configs/sdae/<config>.py --resume ckpt.pth
+    python tools/train.py configs/sdae/<config>.py --resume --resume-fallback
 """
 import argparse
 import os
@@ -22,9 +23,15 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Registers mmsdae's modules and its checkpoint allow-list for torch.load.
 import mmsdae  # noqa: E402,F401
+from mmsdae.utils.dist import (DistEnvError,  # noqa: E402
+                               setup_distributed, teardown_distributed)
 from mmsdae.utils.preflight import (PreflightError,  # noqa: E402
                                     check_data_roots,
-                                    check_pretrained_checkpoints)
+                                    check_pretrained_checkpoints,
+                                    check_unknown_keys)
+from mmsdae.utils.resume import (CheckpointFileError,  # noqa: E402
+                                 CheckpointMismatchError,
+                                 resolve_resume_checkpoint)
 
 
 def parse_args():
@@ -38,6 +45,12 @@ def parse_args():
         const='auto',
         help='resume from the given checkpoint; without a path (or with '
         '"auto"), resume from the latest checkpoint in the work directory')
+    parser.add_argument(
+        '--resume-fallback',
+        action='store_true',
+        help='with --resume: if the checkpoint is truncated, corrupt or not '
+        'a training checkpoint, resume from the previous good epoch_N.pth / '
+        'iter_N.pth in the work directory instead of failing')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -72,6 +85,8 @@ def parse_args():
 
     if not osp.isfile(args.config):
         parser.error(f'config file not found: {args.config}')
+    if args.resume_fallback and args.resume is None:
+        parser.error('--resume-fallback needs --resume')
     if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
         parser.error(f'checkpoint to resume from not found: {args.resume}')
     if 'LOCAL_RANK' not in os.environ:
@@ -138,16 +153,34 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
     try:
+        check_unknown_keys(cfg)
         check_pretrained_checkpoints(cfg)
         check_data_roots(cfg)
     except PreflightError as exc:
+        fail(str(exc))
+    if cfg.get('resume', False):
+        # say which checkpoint is bad and why before MMEngine's torch.load
+        # fails without naming it; --resume-fallback picks an older one
+        try:
+            cfg.load_from = resolve_resume_checkpoint(
+                cfg.work_dir, cfg.get('load_from'), args.resume_fallback,
+                log=lambda msg: print(f'resume: {msg}', file=sys.stderr))
+        except CheckpointFileError as exc:
+            fail(str(exc))
+    try:  # gloo on CPU, NCCL (MMEngine's path) on GPU
+        setup_distributed(cfg, args.launcher)
+    except DistEnvError as exc:
         fail(str(exc))
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointMismatchError as exc:  # load_from / resume, another arch
+        fail(str(exc))
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -6,9 +6,18 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # CheckpointHook that writes to a temporary name and renames (a kill
+    # while saving leaves the previous checkpoint and last_checkpoint valid)
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1,
+                    max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # load_from / resume with a checkpoint of another architecture is an
+    # error naming the tensors (MMEngine only warns and keeps random values)
+    checkpoint_check=dict(type='CheckpointCompatibilityHook'),
 )
+# Pre-training configs train with train_cfg=dict(
+#     type='ResumableEpochBasedTrainLoop', ...): a run stopped at any
+# iteration and resumed repeats the uninterrupted one (mmsdae/engine/loops.py)
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -53,7 +53,15 @@ param_scheduler = [
         end=max_epochs,
         convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
+# Bad input (README, "What happens on bad data"): stop at a NaN / inf loss
+# before the optimizer step, naming the iteration and the last checkpoint
+# (action='skip' skips such steps instead); report the unreadable images
+# skipped per epoch, and stop when more than 1% of an epoch's are.
+default_hooks = dict(
+    nonfinite_loss=dict(type='NonFiniteLossHook', action='stop'),
+    bad_images=dict(type='BadImageHook', max_skip_ratio=0.01))
+
 custom_hooks = [
     dict(
         type='TeacherEMAHook',

@@ -42,7 +42,7 @@ train_dataloader = dict(
         num_classes=10,
         seed=0,
         pipeline=[
-            dict(type='LoadImageFromFile'),
+            dict(type='SafeLoadImageFromFile', on_error='skip'),
             dict(
                 type='RandomResizedCrop',
                 scale=img_size,
@@ -71,7 +71,7 @@ param_scheduler = [
         end=max_epochs,
         convert_to_iter_based=True)
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
     logger=dict(interval=4),
     checkpoint=dict(interval=5, max_keep_ckpts=2))

@@ -1,4 +1,8 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 from .procedural import ProceduralShapesDataset, ShapesGenerator
+from .transforms import BadImageError, SafeLoadImageFromFile
 
-__all__ = ['ProceduralShapesDataset', 'ShapesGenerator']
+__all__ = [
+    'BadImageError', 'ProceduralShapesDataset', 'SafeLoadImageFromFile',
+    'ShapesGenerator'
+]

@@ -448,17 +448,22 @@ def linear_resize_axis(array: np.ndarray, length: int,
     return array[:, low] * (1.0 - weight) + array[:, low + 1] * weight
 
 
+# Pipeline steps that read ``img_path``; procedural images need none.
+LOAD_IMAGE_TRANSFORMS = ('LoadImageFromFile', 'SafeLoadImageFromFile')
+
+
 def is_load_image_transform(transform: Union[dict, Callable]) -> bool:
     """Whether a pipeline entry loads the image from a file.
 
-    Matches config dicts whose ``type`` is ``'LoadImageFromFile'`` (with or
-    without a scope such as ``'mmpretrain.'``) or the class itself, and built
-    :class:`mmcv.transforms.LoadImageFromFile` instances.
+    Matches config dicts whose ``type`` is ``'LoadImageFromFile'`` or
+    ``'SafeLoadImageFromFile'`` (with or without a scope such as
+    ``'mmpretrain.'``) or a subclass of
+    :class:`mmcv.transforms.LoadImageFromFile`, and built instances of it.
     """
     if isinstance(transform, dict):
         transform_type = transform.get('type')
         if isinstance(transform_type, str):
-            return transform_type.split('.')[-1] == 'LoadImageFromFile'
+            return transform_type.split('.')[-1] in LOAD_IMAGE_TRANSFORMS
         return (isinstance(transform_type, type)
                 and issubclass(transform_type, LoadImageFromFile))
     return isinstance(transform, LoadImageFromFile)
@@ -620,11 +625,19 @@ class ProceduralShapesDataset(CustomDataset):
         Procedural mode: ``dict(idx=i, gt_label=label)`` for every image,
         without rendering any image. Folder mode: as
         :meth:`CustomDataset.load_data_list`, after checking the folder or
-        annotation file exists.
+        annotation file exists, and refusing one that lists no image.
         """
         if not self.procedural:
             self._check_folder_exists()
-            return super().load_data_list()
+            try:
+                data_list = super().load_data_list()
+            except RuntimeError as exc:  # mmpretrain: 'Found 0 files in ...'
+                if 'Found 0 files' not in str(exc):
+                    raise
+                data_list = []
+            if not data_list:
+                raise ValueError(self._empty_message())
+            return data_list
         return [
             dict(idx=idx, gt_label=self.generator.label(idx))
             for idx in range(self.num_images)
@@ -646,6 +659,23 @@ class ProceduralShapesDataset(CustomDataset):
                 f'(data_root/<class>/<image>.JPEG), or leave `data_root`, '
                 f'`data_prefix` and `ann_file` empty to use the built-in '
                 f'procedural images.')
+
+    def _empty_message(self) -> str:
+        """What an empty folder or annotation file should have held."""
+        name = type(self).__name__
+        if self.ann_file:
+            return (f'Annotation file {self.ann_file!r} of {name} lists no '
+                    'image. Write one line per image: its path relative to '
+                    f'{self.img_prefix!r}' +
+                    (', a space and its class index' if self.with_label
+                     else '') + '.')
+        layout = ('<class>/<image>' if self.with_label else
+                  '<image> or <class>/<image>')
+        return (f'Image folder {self.img_prefix!r} of {name} holds no image '
+                f'(extensions {", ".join(sorted(self.extensions))}). Expected '
+                f'the ImageNet layout {self.img_prefix}/{layout}, e.g. '
+                f'{self.img_prefix}/n01440764/x.JPEG; point data_root / '
+                'data_prefix at that folder.')
 
     def get_data_info(self, idx: int) -> dict:
         """Get the data info of sample ``idx``.

@@ -6,9 +6,14 @@ either fails deep in ``load_checkpoint`` or, worse, loads nothing and only
 logs a warning. These checks fail at start-up with a message that names the
 config key, the path and the fix.
 """
+import ast
+import difflib
+import inspect
+import os
 import os.path as osp
 import pickle
-from typing import Iterator, List, Tuple
+import textwrap
+from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -122,6 +127,20 @@ def load_state_dict(path: str) -> dict:
                          ', not a state dict.')
 
 
+def iter_datasets(cfg, loader: str) -> Iterator[Tuple[str, dict]]:
+    """``(config key, dataset dict)`` of a dataloader's dataset and of the
+    datasets its wrappers (``dataset`` / ``datasets``) hold, outer first."""
+
+    def walk(key, ds):
+        if isinstance(ds, dict):
+            yield key, ds
+            yield from walk(f'{key}.dataset', ds.get('dataset'))
+            for i, inner in enumerate(ds.get('datasets') or []):
+                yield from walk(f'{key}.datasets[{i}]', inner)
+
+    return walk(f'{loader}.dataset', (cfg.get(loader) or {}).get('dataset'))
+
+
 def check_data_roots(cfg) -> List[str]:
     """The ``data_root`` of every configured dataloader exists. Returns the
     checked roots; raises :class:`PreflightError` naming the key and the
@@ -129,11 +148,8 @@ def check_data_roots(cfg) -> List[str]:
     or absolute paths in the dataset's other keys)."""
     checked = []
     for loader in DATALOADERS:
-        dataset = (cfg.get(loader) or {}).get('dataset') or {}
-        # ConcatDataset / RepeatDataset wrappers keep theirs one level down.
-        for ds in [dataset, dataset.get('dataset') or {}] + list(
-                dataset.get('datasets') or []):
-            root = ds.get('data_root') if isinstance(ds, dict) else None
+        for key, ds in iter_datasets(cfg, loader):
+            root = ds.get('data_root')
             if not root or '://' in str(root):
                 continue
             if not osp.isdir(root):
@@ -143,9 +159,230 @@ def check_data_roots(cfg) -> List[str]:
                         if '/tiny/' in f'/{root}' else
                         'download the dataset there (see the README, '
                         '"Data layout"), or pass --cfg-options '
-                        f'{loader}.dataset.data_root=<path>')
+                        f'{key}.data_root=<path>')
                 raise PreflightError(
-                    f'{loader}.dataset.data_root={root!r} does not exist: '
+                    f'{key}.data_root={root!r} does not exist: '
                     f'{hint}.')
+            check_data_contents(key, ds, root)
             checked.append(root)
     return checked
+
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                    '.tiff', '.webp')
+
+
+def check_data_contents(key: str, ds: dict, root: str) -> None:
+    """A dataset under an existing ``root`` is not empty: its local
+    ``ann_file`` exists and is not blank, or, without one, its image folder
+    (``data_prefix`` or ``data_prefix['img_path' / 'img']``) holds at least
+    one image file (found without scanning the whole tree)."""
+    ann = ds.get('ann_file')
+    if ann and '://' not in str(ann):
+        path = ann if osp.isabs(ann) else osp.join(root, ann)
+        if not osp.isfile(path):
+            raise PreflightError(
+                f'{key}.ann_file={ann!r}: {path!r} does not exist; fix the '
+                'path, or set ann_file=\'\' to scan the image folder.')
+        with open(path, 'rb') as f:
+            if not f.read(1 << 16).strip():
+                raise PreflightError(
+                    f'{key}.ann_file: {path!r} is empty; it should list one '
+                    'image per line (a path relative to the image folder, '
+                    'then its class index for a labelled dataset).')
+        return
+    prefix = ds.get('data_prefix') or ''
+    if isinstance(prefix, dict):
+        prefix = prefix.get('img_path') or prefix.get('img') or ''
+    folder = osp.join(root, prefix) if prefix else root
+    if not osp.isdir(folder):
+        raise PreflightError(
+            f'{key}: image folder {folder!r} (data_root + data_prefix) does '
+            'not exist; fix data_prefix, or data_root.')
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+            return
+    raise PreflightError(
+        f'{key}: image folder {folder!r} holds no image files '
+        f'({", ".join(IMAGE_EXTENSIONS)}). Expected the ImageNet layout '
+        f'{folder}/<class>/<image>.JPEG (e.g. {folder}/n01440764/'
+        'n01440764_10026.JPEG), or set ann_file to a list of images.')
+
+
+# --- unknown config keys ---------------------------------------------------
+#
+# A typo such as ``model.teacher_inptu`` otherwise surfaces as "__init__()
+# got an unexpected keyword argument" deep in a build traceback, or is
+# swallowed by a ``**kwargs`` and silently ignored.
+
+# Model sub-dicts not walked: ``init_cfg`` (weight initialisers),
+# ``norm_cfg`` / ``act_cfg`` (built by mmcv helpers that pop extra keys
+# such as ``requires_grad``), mmdet's ``train_cfg`` / ``test_cfg`` ...
+MODEL_SKIP_SUFFIXES = ('_cfg', '_cfgs')
+# Keys the Runner pops from a hook config before building it.
+HOOK_EXTRA_KEYS = ('priority', )
+
+
+def accepted_keys(cls) -> Optional[Set[str]]:
+    """The keyword arguments ``cls(...)`` accepts, or None when it takes
+    any. A ``**kwargs`` that ``__init__`` passes on to a base-class
+    ``__init__`` (read from its source) adds the keys of the next base in
+    the MRO; any other ``**kwargs`` accepts everything."""
+    import torch.nn as nn
+    if not isinstance(cls, type):  # a registered function
+        inits = [cls]
+    else:
+        inits = [k.__dict__['__init__'] for k in cls.__mro__
+                 if '__init__' in k.__dict__]
+    names: Set[str] = set()
+    for init in inits:
+        if init in (object.__init__, nn.Module.__init__):
+            return names - {'self'}  # they take no keyword arguments
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            return None
+        names |= {name for name, p in params.items()
+                  if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        var_kw = [n for n, p in params.items() if p.kind is p.VAR_KEYWORD]
+        if not var_kw:
+            return names - {'self'}
+        if not forwards_kwargs_to_base_init(init, var_kw[0]):
+            return None
+    return None
+
+
+def forwards_kwargs_to_base_init(init, var_kw: str) -> bool:
+    """Whether ``init`` calls ``super().__init__(..., **var_kw)`` or
+    ``Base.__init__(self, ..., **var_kw)``."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(
+                node.func, ast.Attribute) and node.func.attr == '__init__':
+            if any(kw.arg is None and isinstance(kw.value, ast.Name)
+                   and kw.value.id == var_kw for kw in node.keywords):
+                return True
+    return False
+
+
+def resolve_type(registry, type_, scope: Optional[str]):
+    """The class a config ``type`` builds, as MMEngine's ``build`` finds it
+    under the default scope; None if it cannot be found here."""
+    if not isinstance(type_, str):
+        return type_ if callable(type_) else None
+    try:
+        with registry.switch_scope_and_registry(scope) as reg:
+            return reg.get(type_)
+    except Exception:  # an uninstalled scope, a failing lazy import ...
+        return None
+
+
+def unknown_key_problems(node, path: str, registry, scope: Optional[str],
+                         extra: Sequence[str] = (),
+                         recurse: bool = False) -> List[str]:
+    """Problems with the typed dict ``node`` (and, with ``recurse``, the
+    typed dicts below it): keys its class does not accept."""
+    problems: List[str] = []
+    if not isinstance(node, dict):
+        return problems
+    cls = resolve_type(registry, node.get('type'), scope)
+    accepted = accepted_keys(cls) if cls is not None else None
+    if accepted is not None:
+        name = getattr(cls, '__name__', str(cls))
+        problems += [
+            f"{path}: unknown key '{key}' for {name}; {hint}"
+            for key, hint in unknown_keys(node, accepted | set(extra))
+        ]
+        problems += nested_option_problems(accepted, node, path)
+    if recurse:
+        for key, value in node.items():
+            if str(key).endswith(MODEL_SKIP_SUFFIXES):
+                continue
+            children = value if isinstance(value, (list, tuple)) else [value]
+            for i, child in enumerate(children):
+                sub = f'{path}.{key}' + (f'[{i}]' if children is value else '')
+                if isinstance(child, dict) and 'type' in child:
+                    problems += unknown_key_problems(child, sub, registry,
+                                                     scope, recurse=True)
+    return problems
+
+
+def unknown_keys(node: dict,
+                 accepted: Set[str]) -> Iterator[Tuple[str, str]]:
+    """``(key, hint)`` for every key of ``node`` not in ``accepted``
+    (``type`` and MMEngine's ``_delete_`` / ``_scope_`` aside), the hint a
+    close match or else the accepted keys."""
+    for key in node:
+        if key == 'type' or str(key).startswith('_') or key in accepted:
+            continue
+        close = difflib.get_close_matches(key, sorted(accepted), n=1)
+        yield key, (f"did you mean '{close[0]}'?" if close else
+                    f'it takes {", ".join(sorted(accepted)) or "none"}.')
+
+
+def nested_option_problems(accepted: Set[str], node: dict,
+                           path: str) -> List[str]:
+    """The untyped ``teacher_input`` dict of SdAE, which no registry lookup
+    can check: its keys, and its ``mode``."""
+    from mmsdae.models.utils.teacher_input import (TEACHER_INPUT_MODES,
+                                                   TeacherInput)
+    options = node.get('teacher_input')
+    if 'teacher_input' not in accepted or not isinstance(options, dict):
+        return []
+    path = f'{path}.teacher_input'
+    problems = [
+        f"{path}: unknown key '{key}' in teacher_input; {hint}"
+        for key, hint in unknown_keys(options, accepted_keys(TeacherInput))
+    ]
+    mode = options.get('mode', 'multi_fold')
+    if mode not in TEACHER_INPUT_MODES:
+        close = difflib.get_close_matches(str(mode), TEACHER_INPUT_MODES, n=1)
+        hint = (f"did you mean '{close[0]}'?" if close else
+                f'choose one of {", ".join(TEACHER_INPUT_MODES)}.')
+        problems.append(f"{path}: unknown mode '{mode}'; {hint}")
+    return problems
+
+
+def check_unknown_keys(cfg) -> List[str]:
+    """Every typed dict of ``model`` (recursively), the hooks, the
+    datasets, their pipelines, the evaluators and the optimizer uses only
+    keys its class accepts. Classes that take ``**kwargs`` they do not pass
+    to a base class are not checked. Raises :class:`PreflightError` listing
+    every unknown key with a close match; returns the problems (none)."""
+    from mmengine import registry as reg
+
+    scope = cfg.get('default_scope')
+    problems = unknown_key_problems(cfg.get('model'), 'model', reg.MODELS,
+                                    scope, recurse=True)
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        problems += unknown_key_problems(hook, f'custom_hooks[{i}]',
+                                         reg.HOOKS, scope, HOOK_EXTRA_KEYS)
+    for name, hook in (cfg.get('default_hooks') or {}).items():
+        problems += unknown_key_problems(hook, f'default_hooks.{name}',
+                                         reg.HOOKS, scope, HOOK_EXTRA_KEYS)
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
+    problems += unknown_key_problems(optimizer, 'optim_wrapper.optimizer',
+                                     reg.OPTIMIZERS, scope, ('params', ))
+    for loader in DATALOADERS:
+        for path, ds in iter_datasets(cfg, loader):
+            problems += unknown_key_problems(ds, path, reg.DATASETS, scope)
+            for j, step in enumerate(ds.get('pipeline') or []):
+                problems += unknown_key_problems(
+                    step, f'{path}.pipeline[{j}]', reg.TRANSFORMS, scope)
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        metrics = cfg.get(evaluator)
+        for i, metric in enumerate(metrics if isinstance(metrics, list)
+                                   else [metrics]):
+            sub = f'{evaluator}[{i}]' if isinstance(metrics, list) \
+                else evaluator
+            problems += unknown_key_problems(metric, sub, reg.METRICS, scope)
+    if problems:
+        raise PreflightError(
+            'unknown config keys or values (typos?):\n'
+            + '\n'.join(f'  {p}' for p in problems) +
+            '\nRename or remove them in the config or --cfg-options.')
+    return problems
+

@@ -5,39 +5,9 @@ import copy
 
 import pytest
 import torch
+from conftest import TINY_RCMAE
 from mmengine.optim import build_optim_wrapper
 from mmpretrain.registry import MODELS
-
-# 32 px images, 8 px patches: N = 16, 4 visible; 192 pixel values a patch.
-TINY_RCMAE = dict(
-    type='RCMAE',
-    backbone=dict(
-        type='SdAEViT',
-        arch=dict(embed_dims=32, num_layers=2, num_heads=2,
-                  feedforward_channels=64),
-        img_size=32,
-        patch_size=8,
-        mask_ratio=0.75),
-    neck=dict(
-        type='MAEPretrainDecoder',
-        num_patches=16,
-        patch_size=8,
-        in_chans=3,
-        embed_dim=32,
-        decoder_embed_dim=16,
-        decoder_depth=1,
-        decoder_num_heads=2,
-        mlp_ratio=2.),
-    head=dict(
-        type='RCMAEHead',
-        norm_pix=True,
-        patch_size=8,
-        loss=dict(type='PixelReconstructionLoss', criterion='L2')),
-    data_preprocessor=dict(
-        type='SelfSupDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True))
 
 
 def build(**overrides):

@@ -157,6 +157,16 @@ def test_train_missing_path(toy, case):
     assert 'not found' in log
 
 
+def test_train_unknown_config_key_fails_at_start(toy):
+    rc, log = run(toy, TRAIN, toy / 'toy_config.py', '--work-dir',
+                  toy / 'typo', '--cfg-options',
+                  'optim_wrapper.optimizer.momentun=0.9')
+    assert rc != 0
+    assert ("optim_wrapper.optimizer: unknown key 'momentun' for SGD; did "
+            "you mean 'momentum'?") in log
+    assert 'Traceback' not in log
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU machine')
 def test_train_amp_needs_gpu(toy):
     rc, log = run(toy, TRAIN, toy / 'toy_config.py', '--work-dir', toy / 'amp',

@@ -3,6 +3,9 @@
 # in folder mode: it reads data_root/data_prefix/<class>/<image>; set
 # ann_file to use a list file instead of scanning. Leave data_root and
 # data_prefix empty to train on the embedded procedural images instead.
+# An unreadable image is skipped with a warning naming it, and counted
+# (default_hooks.bad_images of the pre-training configs reports the count
+# per epoch and stops past 1% bad); on_error='raise' stops at the first.
 dataset_type = 'ProceduralShapesDataset'
 data_root = 'data/imagenet/'
 
@@ -13,7 +16,7 @@ data_preprocessor = dict(
     to_rgb=True)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='SafeLoadImageFromFile', on_error='skip'),
     dict(
         type='RandomResizedCrop',
         scale=224,

@@ -114,8 +114,8 @@ class TeacherEMAHook(Hook):
                 f'update_interval={self.update_interval!r} works per epoch '
                 'and needs an epoch-based train loop, got '
                 f'{type(runner.train_loop).__name__}: use '
-                "train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=...) "
-                "or schedule='iter', update_interval='iter'.")
+                "train_cfg=dict(type='ResumableEpochBasedTrainLoop', "
+                "max_epochs=...) or schedule='iter', update_interval='iter'.")
 
     def _update(self, runner) -> None:
         if self.schedule == 'epoch':

@@ -1,0 +1,353 @@
+"""Check a checkpoint before resuming from it or loading it.
+
+MMEngine hands a bad file straight to ``torch.load``, whose errors name
+neither the file nor the cause (``PytorchStreamReader failed reading zip
+archive: failed finding central directory`` for a save cut short), and it
+loads a checkpoint of another architecture with ``strict=False``: tensors
+whose shape differs are skipped with a log warning and keep their random
+initialization, so a run "resumes" and silently trains another model.
+
+* :func:`check_checkpoint_file` says which file is bad and why (missing,
+  empty, truncated, not a PyTorch file, no training state to resume).
+* :func:`resolve_resume_checkpoint` picks the file ``--resume`` means and,
+  only when asked (``fallback=True``, ``tools/train.py --resume-fallback``),
+  falls back to the previous good ``epoch_N.pth`` / ``iter_N.pth`` (the
+  largest N below the bad one's).
+* :func:`check_state_dict_fits` compares a checkpoint's state dict with the
+  model's (names and shapes) and raises :class:`CheckpointMismatchError`
+  naming the differences and the fix; ``CheckpointCompatibilityHook``
+  (``mmsdae.engine``) runs it whenever the Runner loads a checkpoint.
+"""
+import glob
+import os.path as osp
+import re
+import zipfile
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence,
+                    Tuple)
+
+import torch
+
+from .checkpoint import allow_mmengine_checkpoint_globals
+
+LAST_CHECKPOINT = 'last_checkpoint'  # written by MMEngine's CheckpointHook
+_CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+_ZIP_MAGIC = b'PK\x03\x04'  # torch.save's format since PyTorch 1.6
+_MAX_LISTED = 8
+
+
+class CheckpointFileError(ValueError):
+    """A checkpoint file that cannot be resumed from or loaded."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f'{path}: {reason}')
+        self.path = path
+        self.reason = reason
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose state dict does not fit the model."""
+
+
+def _describe_head(head: bytes) -> str:
+    text = head.lstrip()
+    if text[:1] in (b'{', b'['):
+        kind = 'it looks like JSON'
+    elif head.startswith(b'\x89PNG') or head.startswith(b'\xff\xd8\xff'):
+        kind = 'it looks like an image'
+    elif head.startswith(b'\x1f\x8b'):
+        kind = 'it is gzip-compressed (a .tar.gz? unpack it first)'
+    elif all(32 <= b < 127 or b in b'\t\r\n' for b in head):
+        kind = 'it looks like text'
+    else:
+        kind = 'unknown binary content'
+    return (f'is not a PyTorch checkpoint: it starts with {head[:16]!r} '
+            f'({kind}); a torch.save file starts with {_ZIP_MAGIC!r}.')
+
+
+def check_checkpoint_file(path: str, for_resume: bool = True) -> dict:
+    """Load ``path`` (on the CPU, memory-mapped, ``weights_only=True``) and
+    check that it is a complete MMEngine checkpoint.
+
+    Args:
+        path: the checkpoint file.
+        for_resume: also require the training state that resuming needs
+            (``meta`` with epoch and iteration); a weights-only file (e.g.
+            from ``tools/model_converters/sdae_to_vit.py``) can initialize a
+            model but not resume a run.
+
+    Returns:
+        dict: the loaded checkpoint (tensors memory-mapped, cheap to drop).
+
+    Raises:
+        CheckpointFileError: naming ``path`` and what is wrong with it.
+    """
+    if not osp.exists(path):
+        raise CheckpointFileError(path, 'does not exist.')
+    if osp.isdir(path):
+        raise CheckpointFileError(path, 'is a folder, not a checkpoint file.')
+    size = osp.getsize(path)
+    if size == 0:
+        raise CheckpointFileError(
+            path, 'is empty (0 bytes): its save was interrupted.')
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    legacy = head[:1] == b'\x80'  # pickle, torch.save before PyTorch 1.6
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            raise CheckpointFileError(
+                path, f'is truncated or corrupt ({size} bytes, the end of its '
+                'zip archive is missing): the save or copy was cut short.')
+    elif not legacy:
+        raise CheckpointFileError(path, _describe_head(head))
+
+    allow_mmengine_checkpoint_globals()
+    try:
+        checkpoint = torch.load(
+            path, map_location='cpu', weights_only=True, mmap=not legacy)
+    except Exception as exc:  # torch raises many types here
+        first_line = str(exc).strip().splitlines()[0] if str(exc) else ''
+        if 'Weights only load failed' in str(exc):
+            reason = ('holds Python objects that are not allowed when '
+                      'loading with weights_only=True (not an MMEngine '
+                      f'checkpoint?): {type(exc).__name__}: '
+                      f'{_unsupported_global(str(exc)) or first_line}')
+        else:
+            reason = ('cannot be read by torch.load (corrupt, or not a '
+                      'PyTorch checkpoint): '
+                      f'{type(exc).__name__}: {first_line}')
+        raise CheckpointFileError(path, reason) from exc
+
+    if not isinstance(checkpoint, dict):
+        raise CheckpointFileError(
+            path, f'holds a {type(checkpoint).__name__}, not a checkpoint '
+            'dict with a state_dict.')
+    state = checkpoint.get('state_dict')
+    if not isinstance(state, Mapping) or not state:
+        raise CheckpointFileError(
+            path, 'has no state_dict (keys: '
+            f'{sorted(map(str, checkpoint))[:_MAX_LISTED]}).')
+    meta = checkpoint.get('meta')
+    if for_resume and not (isinstance(meta, dict) and 'epoch' in meta
+                           and 'iter' in meta):
+        raise CheckpointFileError(
+            path, 'holds weights only (no meta with epoch and iter, no '
+            'optimizer state), so a run cannot resume from it; start a new '
+            'run from its weights with load_from=... (or '
+            "model.backbone.init_cfg=dict(type='Pretrained', ...)).")
+    return checkpoint
+
+
+def _unsupported_global(message: str) -> Optional[str]:
+    match = re.search(r'Unsupported global: GLOBAL (\S+)', message)
+    return f'unsupported global {match.group(1)}' if match else None
+
+
+def list_checkpoints(work_dir: str) -> List[str]:
+    """``epoch_*.pth`` and ``iter_*.pth`` in ``work_dir``, newest first
+    (modification time, then the number in the name)."""
+    found = []
+    for path in glob.glob(osp.join(glob.escape(work_dir), '*.pth')):
+        match = _CKPT_NAME.match(osp.basename(path))
+        if match and osp.isfile(path):
+            found.append((osp.getmtime(path), int(match.group(2)), path))
+    return [path for *_, path in sorted(found, reverse=True)]
+
+
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The path in ``work_dir/last_checkpoint`` (``''`` if it is empty);
+    None without that file."""
+    save_file = osp.join(work_dir, LAST_CHECKPOINT)
+    if not osp.isfile(save_file):
+        return None
+    with open(save_file, encoding='utf-8', errors='replace') as f:
+        return f.read().strip()
+
+
+def resolve_resume_checkpoint(work_dir: str,
+                              path: Optional[str] = None,
+                              fallback: bool = False,
+                              log: Callable[[str], None] = print
+                              ) -> Optional[str]:
+    """The checkpoint to resume from, checked with
+    :func:`check_checkpoint_file`.
+
+    Args:
+        work_dir: the run's work folder.
+        path: ``--resume PATH``; None resumes from the file named in
+            ``work_dir/last_checkpoint`` (MMEngine's auto-resume).
+        fallback: when the checkpoint is bad, resume from the previous
+            good one instead of failing: for a bad ``epoch_N.pth`` /
+            ``iter_N.pth`` of ``work_dir``, the good one of the same kind
+            with the largest smaller N; otherwise (a file elsewhere, an
+            unreadable ``last_checkpoint``) the newest good ``epoch_*.pth``
+            / ``iter_*.pth`` of ``work_dir``.
+        log: receives one line per skipped file and the choice made.
+
+    Returns:
+        str or None: the checkpoint; None when resuming automatically and
+        ``work_dir`` has no ``last_checkpoint`` (a new run starts, as in
+        MMEngine).
+
+    Raises:
+        CheckpointFileError: the checkpoint is bad and ``fallback`` is off or
+            finds no good checkpoint; the message names the bad file(s).
+    """
+    candidates = list_checkpoints(work_dir)
+    if path is None:
+        path = read_last_checkpoint(work_dir)
+        if path is None:
+            if candidates:
+                log(f'{work_dir} has checkpoints but no {LAST_CHECKPOINT}, '
+                    'so a new run starts (as in MMEngine); pass --resume '
+                    f'PATH to resume from one, e.g. {candidates[0]}.')
+            return None
+        if not path:
+            path = osp.join(work_dir, LAST_CHECKPOINT)
+            error = CheckpointFileError(
+                path, 'is empty: it should name the last checkpoint.')
+        else:
+            error = _check_or_none(path)
+    else:
+        error = _check_or_none(path)
+    if error is None:
+        return path
+
+    if not fallback:
+        hint = (' Restore the file, pass --resume PATH with another '
+                'checkpoint, or start a new run without --resume.')
+        if any(c != osp.abspath(path) for c in map(osp.abspath, candidates)):
+            hint = (' Add --resume-fallback to resume from the previous '
+                    f'good checkpoint in {work_dir} instead.')
+        reason = error.reason.rstrip('.')
+        raise CheckpointFileError(
+            error.path, f'{reason}. Cannot resume from it.{hint}')
+
+    log(f'cannot resume from {error}')
+    failures = [str(error)]
+    for candidate in _older(error.path, candidates, work_dir):
+        problem = _check_or_none(candidate)
+        if problem is None:
+            log(f'--resume-fallback: resuming from {candidate} instead.')
+            return candidate
+        log(f'--resume-fallback: skipping {problem}')
+        failures.append(str(problem))
+    raise CheckpointFileError(
+        error.path, f'{error.reason.rstrip(".")}. --resume-fallback found '
+        f'no good previous checkpoint in {work_dir}; bad files:\n  '
+        + '\n  '.join(failures))
+
+
+def _older(bad: str, candidates: List[str], work_dir: str) -> List[str]:
+    """The candidates to fall back to from ``bad``: for an ``epoch_N.pth``
+    / ``iter_N.pth`` of ``work_dir``, those of the same kind with a smaller
+    N, largest first (a damaged file's modification time says nothing);
+    otherwise all of them, newest first."""
+    match = _CKPT_NAME.match(osp.basename(bad))
+    if not (match and osp.dirname(osp.abspath(bad)) == osp.abspath(work_dir)):
+        return [c for c in candidates if osp.abspath(c) != osp.abspath(bad)]
+    kind, number = match.group(1), int(match.group(2))
+    same_kind = []
+    for candidate in candidates:
+        other = _CKPT_NAME.match(osp.basename(candidate))
+        if other.group(1) == kind and int(other.group(2)) < number:
+            same_kind.append((int(other.group(2)), candidate))
+    return [c for _, c in sorted(same_kind, reverse=True)]
+
+
+def _check_or_none(path: str) -> Optional[CheckpointFileError]:
+    try:
+        check_checkpoint_file(path, for_resume=True)
+    except CheckpointFileError as exc:
+        return exc
+    return None
+
+
+def _listing(items: List[str]) -> str:
+    shown = '; '.join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f' (and {more} more)' if more > 0 else '')
+
+
+def check_state_dict_fits(model_state: Mapping[str, torch.Tensor],
+                          checkpoint_state: Mapping[str, torch.Tensor],
+                          strict: bool,
+                          path: str = 'the checkpoint',
+                          model_name: str = 'the model',
+                          resizable: Sequence[str] = ()) -> None:
+    """Raise :class:`CheckpointMismatchError` when a checkpoint's state dict
+    was saved by another architecture.
+
+    Always an error: a tensor whose shape differs, or no tensor in common.
+    With ``strict`` (resuming, which must restore everything) also a model
+    tensor missing from the checkpoint or a checkpoint tensor the model
+    lacks; without it (``load_from``: initializing from another model is
+    allowed) those are left to MMEngine's warning, and so is another grid
+    of a ``resizable`` position embedding (``(1, tokens, dims)``, same
+    dims: mmpretrain's ViT resizes its ``pos_embed`` when it loads).
+    """
+    shapes: List[str] = []
+    for key, value in checkpoint_state.items():
+        if key in model_state and hasattr(value, 'shape') and tuple(
+                value.shape) != tuple(model_state[key].shape):
+            target = model_state[key].shape
+            if (not strict and key in resizable and len(value.shape) == 3
+                    and len(target) == 3 and value.shape[-1] == target[-1]):
+                continue
+            shapes.append(f'{key}: checkpoint {tuple(value.shape)}, model '
+                          f'{tuple(model_state[key].shape)}')
+    missing = [k for k in model_state if k not in checkpoint_state]
+    unexpected = [k for k in checkpoint_state if k not in model_state]
+    disjoint = len(missing) == len(model_state)
+    if not (shapes or disjoint or (strict and (missing or unexpected))):
+        return
+
+    lines = [f'{path} does not fit {model_name}: it was saved by another '
+             'architecture or configuration.']
+    if shapes:
+        lines.append(f'  {len(shapes)} tensors have another shape: '
+                     + _listing(shapes))
+    if disjoint:
+        lines.append('  no tensor name in common; checkpoint names: '
+                     + _listing(list(checkpoint_state)))
+        prefixed = sum(f'backbone.{k}' in model_state
+                       for k in checkpoint_state)
+        if prefixed:
+            lines.append(
+                f'  {prefixed} of them match with a "backbone." prefix: it is '
+                'a backbone-only checkpoint; load it with '
+                "model.backbone.init_cfg=dict(type='Pretrained', "
+                f"checkpoint='{path}') instead of load_from.")
+    elif strict or shapes:
+        if missing:
+            lines.append(f'  {len(missing)} model tensors are missing from '
+                         'the checkpoint: ' + _listing(missing))
+        if unexpected:
+            lines.append(f'  {len(unexpected)} checkpoint tensors are not in '
+                         'the model: ' + _listing(unexpected))
+    lines.append(
+        '  Fix: use the config the checkpoint was trained with (MMEngine '
+        "stores it in checkpoint['meta']['cfg']), or a checkpoint of this "
+        'config\'s model (arch, patch size, image size, decoder).'
+        + ('' if strict else ' To take only matching encoder weights from '
+           'another model, convert it first (tools/model_converters/) and '
+           "use model.backbone.init_cfg=dict(type='Pretrained', ...)."))
+    raise CheckpointMismatchError('\n'.join(lines))
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor],
+                   revise_keys: Tuple[Tuple[str, str], ...] = (
+                       (r'^module\.', ''), )) -> Dict[str, torch.Tensor]:
+    """The state dict with MMEngine's default key revision applied
+    (``module.`` of a DDP-wrapped model dropped), as ``load_checkpoint``
+    does before loading."""
+    out = dict(state)
+    for pattern, repl in revise_keys:
+        out = {re.sub(pattern, repl, k): v for k, v in out.items()}
+    return out
+
+
+__all__ = [
+    'CheckpointFileError', 'CheckpointMismatchError', 'check_checkpoint_file',
+    'check_state_dict_fits', 'list_checkpoints', 'read_last_checkpoint',
+    'resolve_resume_checkpoint', 'strip_prefixes'
+]
