@@ -26,7 +26,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic import atomic_write
 from .checkpoint import allow_mmengine_checkpoint_globals
 
 StateDict = Dict[str, torch.Tensor]
@@ -97,8 +97,10 @@ _NORMS = ('ln1', 'ln2', 'pre_norm')
 # Target keys a checkpoint may lack without an error: norms that a
 # fine-tuning recipe starts fresh (``ln2``: the global-pool norm of
 # ``out_type='avg_featmap'``; ``ln1``: the final norm, absent from MAE
-# checkpoints fine-tuned with global pooling).
-OPTIONAL_TARGET_KEYS = ('ln1.', 'ln2.')
+# checkpoints fine-tuned with global pooling) and the distillation token
+# that DeiT-style fine-tuning adds (``DistilledViT``, G2SD specific
+# distillation; its position embedding row is inserted on loading).
+OPTIONAL_TARGET_KEYS = ('ln1.', 'ln2.', 'dist_token')
 
 
 @dataclass
@@ -595,6 +597,11 @@ def check_against_backbone(state: StateDict,
         if key == 'pos_embed':
             message = _pos_embed_mismatch(source, backbone, src_shape,
                                           tgt_shape, prefix)
+            if message is None and src_shape[1] < tgt_shape[1]:
+                notes.append(
+                    f'pos_embed {src_shape} -> {tgt_shape}: the backbone '
+                    'inserts the distillation token\'s row on loading.')
+                continue
             if message is not None and resize_pos_embed:
                 notes.append(f'pos_embed {src_shape} -> {tgt_shape}: '
                              'resized by the backbone when it loads.')
@@ -851,22 +858,7 @@ def save_atomic(obj: Any, dst: str, overwrite: bool = False) -> None:
     if osp.exists(dst) and not overwrite:
         raise FileExistsError(
             f'destination exists: {dst} (pass --force to overwrite it).')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(dst)}.',
-                               suffix='.tmp',
-                               dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates it 0600
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(dst, lambda f: torch.save(obj, f))
 
 
 def _target_grid(arch: dict, backbone: Optional[nn.Module],
@@ -897,12 +889,17 @@ def _pos_embed_mismatch(source: StateDict, backbone: nn.Module,
                         src_shape: tuple, tgt_shape: tuple,
                         prefix: str) -> Optional[str]:
     """Why ``pos_embed`` cannot load, or None when only the class-token
-    row differs (mmpretrain drops it for ``with_cls_token=False``)."""
+    row differs (mmpretrain drops it for ``with_cls_token=False``) or only
+    the distillation token's (``DistilledViT`` inserts it)."""
     if len(src_shape) == 3 and len(tgt_shape) == 3 \
             and src_shape[2] == tgt_shape[2]:
         tgt_extra = getattr(backbone, 'num_extra_tokens', 1)
         if src_shape[1] == tgt_shape[1] + 1 and tgt_extra == 0 \
                 and 'cls_token' in source:
+            return None
+        if src_shape[1] + 1 == tgt_shape[1] and tgt_extra == 2 \
+                and 'dist_token' not in source \
+                and hasattr(backbone, 'dist_token'):
             return None
         return (f'{prefix}pos_embed: checkpoint {src_shape}, backbone '
                 f'{tgt_shape} (patch grid '

@@ -586,4 +586,4 @@ def test_report_summary(sdae_ckpt):
     assert 'embed_dims=32, num_layers=2' in text
     assert 'neck.* (' in text and 'teacher.* (' in text
     assert 'internal consistency only' in text
-    assert ckpt_convert.OPTIONAL_TARGET_KEYS == ('ln1.', 'ln2.')
+    assert ckpt_convert.OPTIONAL_TARGET_KEYS == ('ln1.', 'ln2.', 'dist_token')

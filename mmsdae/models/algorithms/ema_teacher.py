@@ -8,23 +8,25 @@ are copied (SdAE: the encoder; RC-MAE: encoder and decoder), how often the
 update runs and how the momentum is scheduled (both set by
 :class:`TeacherEMAHook`), and in their losses (the subclasses).
 """
-import contextlib
 import copy
 import logging
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.logging import MessageHub, print_log
 from mmpretrain.models import BaseSelfSupervisor
 from torch import nn
-from torch.utils._pytree import tree_map
+
+from ..utils.teacher_forward import (TEACHER_AMP_DTYPES,  # noqa: F401
+                                     TeacherForwardMixin,
+                                     check_teacher_amp_dtype,
+                                     detached_modules)
 
 ENCODERS = ('student', 'teacher')
-TEACHER_AMP_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
-class EMATeacherSelfSupervisor(BaseSelfSupervisor):
+class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
     """A self-supervisor with an EMA teacher.
 
     Subclasses name the copied modules in :attr:`teacher_of` (student
@@ -39,7 +41,8 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
     - are filled from the student when a checkpoint has none (an exported
       encoder, an MAE checkpoint), with a warning.
 
-    The teacher's forward pass runs through :meth:`run_teacher`: in
+    The teacher's forward pass runs through :meth:`run_teacher`
+    (:class:`TeacherForwardMixin`, shared with the frozen teachers): in
     inference mode (no autograd record, nothing kept for backward) and, when
     the step runs under autocast (``AmpOptimWrapper`` / ``--amp``), under
     autocast in ``teacher_amp_dtype`` (bf16 by default). Its outputs come back
@@ -81,12 +84,7 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
         if feature_encoder not in ENCODERS:
             raise ValueError(f'feature_encoder={feature_encoder!r}: choose '
                              f'one of {ENCODERS}.')
-        if teacher_amp_dtype is not None \
-                and teacher_amp_dtype not in TEACHER_AMP_DTYPES:
-            raise ValueError(
-                f'teacher_amp_dtype={teacher_amp_dtype!r}: choose one of '
-                f'{tuple(TEACHER_AMP_DTYPES)} or None (inherit the autocast '
-                'dtype of the step).')
+        check_teacher_amp_dtype(teacher_amp_dtype)
         if not isinstance(compile_blocks, (bool, dict)):
             raise TypeError(
                 f'compile_blocks={compile_blocks!r}: use True, False or a '
@@ -134,50 +132,6 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
                         module.drop_prob = float(module.drop_prob)
                 block.compile(**kwargs)
 
-    def teacher_autocast_dtype(self,
-                               device_type: str) -> Optional[torch.dtype]:
-        """The teacher's autocast dtype for this step, ``None`` for none.
-
-        Autocast is on for the teacher only when the caller (the student's
-        step) is under autocast. bf16 on a GPU without bf16 support falls
-        back to the step's own dtype.
-        """
-        if not torch.is_autocast_enabled(device_type):
-            return None
-        if self.teacher_amp_dtype is None:
-            return torch.get_autocast_dtype(device_type)
-        dtype = TEACHER_AMP_DTYPES[self.teacher_amp_dtype]
-        if device_type == 'cuda' and dtype == torch.bfloat16 \
-                and not torch.cuda.is_bf16_supported():
-            return torch.get_autocast_dtype(device_type)
-        return dtype
-
-    def run_teacher(self, fn: Callable, inputs: torch.Tensor, *args,
-                    **kwargs):
-        """Run ``fn(inputs, *args, **kwargs)``, a teacher forward pass, the
-        cheap way: in inference mode (no autograd graph, no activations
-        kept), under bf16 autocast when the step uses AMP (see
-        :meth:`teacher_autocast_dtype`).
-
-        Tensors in the result come back as float32 (floating point) copies
-        made outside inference mode, which the loss's autograd may save.
-        """
-        device_type = inputs.device.type
-        dtype = self.teacher_autocast_dtype(device_type)
-        autocast = torch.autocast(device_type, dtype=dtype) \
-            if dtype is not None else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            outputs = fn(inputs, *args, **kwargs)
-
-        def _copy(value):
-            if not isinstance(value, torch.Tensor):
-                return value
-            if value.is_floating_point():
-                return value.to(torch.float32, copy=True)
-            return value.clone()
-
-        return tree_map(_copy, outputs)
-
     def teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
         """``(teacher, student)`` module pairs, in :attr:`teacher_of`
         order."""
@@ -192,14 +146,10 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
         teacher (an RC-MAE student starts as its MAE twin with the same
         seed).
         """
-        children = list(self._modules.items())
-        for name in self.teacher_of.values():
-            del self._modules[name]
-        try:
+        teachers = [getattr(self, name) for name in self.teacher_of.values()]
+        with detached_modules(self,
+                              lambda m: any(m is t for t in teachers)):
             super().init_weights()
-        finally:
-            self._modules.clear()
-            self._modules.update(children)
         for teacher, student in self.teacher_pairs():
             teacher.load_state_dict(student.state_dict())
 
@@ -256,7 +206,7 @@ class EMATeacherSelfSupervisor(BaseSelfSupervisor):
     def _warn_if_teacher_frozen(self) -> None:
         """Once per epoch (one host sync): warn when a whole epoch went by
         without any teacher update, i.e. no EMA hook is running."""
-        epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        epoch = MessageHub.get_current_instance().get_info('epoch') or 0
         if epoch < 1 or epoch == self._checked_epoch:
             return
         self._checked_epoch = epoch

@@ -1,3 +1,4 @@
+from .distilled_vit import DistilledViT
 from .sdae_vit import SdAEViT
 
-__all__ = ['SdAEViT']
+__all__ = ['DistilledViT', 'SdAEViT']

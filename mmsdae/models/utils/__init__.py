@@ -1,3 +1,17 @@
+from .attention_capture import AttentionCapture
+from .frozen_teacher import (FrozenTeacher, build_frozen_teacher,
+                             detached_frozen_teachers, frozen_teachers)
+from .frozen_teacher_holder import FrozenTeacherHolderMixin
+from .teacher_forward import (TEACHER_AMP_DTYPES, TeacherForwardMixin,
+                              check_teacher_amp_dtype)
 from .teacher_input import TEACHER_INPUT_MODES, TeacherInput
+from .token_masking import (ProgressiveRedundantMasking,
+                            class_token_attention)
 
-__all__ = ['TeacherInput', 'TEACHER_INPUT_MODES']
+__all__ = [
+    'AttentionCapture', 'ProgressiveRedundantMasking', 'class_token_attention',
+    'FrozenTeacher', 'FrozenTeacherHolderMixin', 'TEACHER_AMP_DTYPES',
+    'TEACHER_INPUT_MODES', 'TeacherForwardMixin', 'TeacherInput',
+    'build_frozen_teacher', 'check_teacher_amp_dtype',
+    'detached_frozen_teachers', 'frozen_teachers'
+]

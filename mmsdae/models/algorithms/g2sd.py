@@ -1,0 +1,175 @@
+"""G2SD generic distillation (Huang et al., "Generic-to-Specific
+Distillation of Masked Autoencoders", CVPR 2023, arXiv 2302.14771)."""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ..necks.mae_feature_decoder import decoder_hidden_states
+from .frozen_teacher_distiller import FrozenTeacherSelfSupervisor
+
+#: LayerNorm epsilon of the target normalization (released engine_distill.py)
+TARGET_NORM_EPS = 1e-6
+
+
+@MODELS.register_module()
+class G2SD(FrozenTeacherSelfSupervisor):
+    """G2SD stage 1, generic distillation (paper Sec. 3; released code
+    pengzhiliang/G2SD ``main_distill.py`` / ``engine_distill.py`` /
+    ``models_mae.py``).
+
+    - mask: one random mask (ratio 0.75) per image, drawn once and shared:
+      the teacher encodes the same visible patches as the student (released
+      code: the same ``noise`` goes to both models);
+    - teacher ``model.teacher``: a full, frozen MAE (ViT-B encoder + 512 x 8
+      decoder, :class:`FrozenTeacher` from a full MAE training checkpoint;
+      an encoder-only file is refused). Its target is the decoder's hidden
+      state after ``target_block`` blocks (4 of 8; released
+      ``--layer_index 4``), before the decoder norm, class token included,
+      normalized per token by LayerNorm without affine parameters, eps 1e-6
+      (``nn.LayerNorm(512, eps=1e-6, elementwise_affine=False)`` in
+      ``engine_distill.py``), see :meth:`teacher_targets`;
+    - student: ``backbone`` (:class:`SdAEViT`, ViT-S) on the visible
+      patches and ``neck`` (:class:`MAEFeatureDecoder`, 256 x 4, 8 heads)
+      whose last hidden state, before any decoder norm, goes to ``head``
+      (:class:`G2SDHead`: MLP 256 -> 512 -> 512 with GELU, smooth L1 with
+      beta 2 over all 1 + N tokens, or the masked patches with
+      ``head.masked_only=True``).
+
+    The released student also has an encoder-feature head whose loss has
+    weight 0 (``0. * loss_feature``); it changes nothing and is left out.
+    The student encoder (``backbone.*``) is what specific distillation and
+    downstream tasks start from (``tools/model_converters/sdae_to_vit.py``
+    exports it by default).
+
+    Args:
+        backbone (dict): the student encoder, :class:`SdAEViT`.
+        neck (dict): the student decoder, :class:`MAEFeatureDecoder`.
+        head (dict): :class:`G2SDHead`.
+        teacher (dict): :class:`FrozenTeacher` config with ``backbone``
+            (:class:`SdAEViT`, same image and patch size as the student),
+            ``neck`` (``MAEPretrainDecoder``) and ``checkpoint``.
+        target_block (int): decoder blocks of the teacher to run; the
+            target is the hidden state after them (released default 4).
+        teacher_amp_dtype: the teacher's autocast dtype under AMP, see
+            :class:`TeacherForwardMixin`.
+        Others: as :class:`BaseSelfSupervisor`.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 teacher: dict,
+                 target_block: int = 4,
+                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            neck=neck,
+            head=head,
+            teacher_amp_dtype=teacher_amp_dtype,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.target_block = target_block
+        self._check_student()
+        self.add_teacher('teacher', teacher)
+        self._check_teacher()
+
+    def _check_student(self) -> None:
+        if not hasattr(self.backbone, 'forward_visible'):
+            raise TypeError(
+                f'backbone {type(self.backbone).__name__} cannot encode a '
+                "given mask: use type='SdAEViT' (MAEViT + encode_patches).")
+        if self.neck.num_patches != self.backbone.num_patches:
+            raise ValueError(
+                f'neck.num_patches={self.neck.num_patches} but the student '
+                f'encoder has {self.backbone.num_patches} patches: set '
+                f'neck.num_patches={self.backbone.num_patches}.')
+        width = self.neck.decoder_embed.out_features
+        if self.head.in_channels != width:
+            raise ValueError(
+                f'head.in_channels={self.head.in_channels} but the student '
+                f'decoder is {width} wide: set head.in_channels={width}.')
+
+    def _check_teacher(self) -> None:
+        encoder, decoder = getattr(self.teacher, 'backbone', None), getattr(
+            self.teacher, 'neck', None)
+        if encoder is None or decoder is None:
+            raise ValueError(
+                'model.teacher needs a backbone (the MAE encoder) and a neck '
+                '(the MAE decoder, MAEPretrainDecoder): G2SD distils the '
+                'decoder hidden state.')
+        if not hasattr(encoder, 'encode_patches'):
+            raise TypeError(
+                f'model.teacher.backbone is a {type(encoder).__name__}: use '
+                "type='SdAEViT' (MAEViT + encode_patches, same weights), so "
+                "the teacher can encode the student's visible patches.")
+        student_patch = self.backbone.patch_embed.projection.kernel_size
+        teacher_patch = encoder.patch_embed.projection.kernel_size
+        if (encoder.num_patches, teacher_patch) != (self.backbone.num_patches,
+                                                    student_patch):
+            raise ValueError(
+                f'the teacher encoder has {encoder.num_patches} patches of '
+                f'{teacher_patch} px, the student {self.backbone.num_patches} '
+                f'of {student_patch} px: teacher and student must cut the '
+                'image into the same patches (same img_size and patch_size) '
+                'to share one mask.')
+        if decoder.num_patches != encoder.num_patches:
+            raise ValueError(
+                f'model.teacher.neck.num_patches={decoder.num_patches} but '
+                f'the teacher encoder has {encoder.num_patches} patches.')
+        depth = len(decoder.decoder_blocks)
+        if not 1 <= self.target_block <= depth:
+            raise ValueError(
+                f'target_block={self.target_block}: the teacher decoder has '
+                f'{depth} blocks (G2SD takes block 4 of 8).')
+        width = decoder.decoder_embed.out_features
+        if self.head.out_channels != width:
+            raise ValueError(
+                f'head.out_channels={self.head.out_channels} but the teacher '
+                f'decoder is {width} wide: set head.out_channels={width}.')
+
+    def teacher_targets(self, inputs: torch.Tensor,
+                        ids_shuffle: torch.Tensor) -> torch.Tensor:
+        """The G2SD target of every token, (B, 1 + N, C_teacher_decoder).
+
+        The teacher encodes the student's visible patches (the first
+        ``num_visible`` of ``ids_shuffle``), its decoder runs
+        ``target_block`` blocks, and the hidden state is normalized per
+        token: ``F.layer_norm(h, (C,), eps=1e-6)`` (no weight / bias).
+        Runs through :meth:`run_teacher` (inference mode, bf16 under AMP,
+        float32 out).
+        """
+        return self.run_teacher(self._teacher_targets, inputs, ids_shuffle)
+
+    def _teacher_targets(self, inputs: torch.Tensor,
+                         ids_shuffle: torch.Tensor) -> torch.Tensor:
+        visible = ids_shuffle[:, :self.backbone.num_visible]
+        latent = self.teacher.backbone.encode_patches(
+            inputs, visible.unsqueeze(1), keep_cls=True).squeeze(1)
+        hidden = decoder_hidden_states(
+            self.teacher.neck,
+            latent,
+            torch.argsort(ids_shuffle, dim=1),
+            num_blocks=self.target_block)
+        return F.layer_norm(hidden, hidden.shape[-1:], eps=TARGET_NORM_EPS)
+
+    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """One generic-distillation step: ``{'loss': smooth L1}``."""
+        # the mask first (MAE's random numbers), then the teacher: its
+        # transient activations are gone before the student's are kept
+        ids_shuffle = self.backbone.random_order(inputs.shape[0],
+                                                 inputs.device)
+        target = self.teacher_targets(inputs, ids_shuffle)
+        latent, ids_restore = self.backbone.forward_visible(
+            inputs, ids_shuffle)
+        hidden = self.neck(latent, ids_restore)
+        mask = (ids_restore >= self.backbone.num_visible).float()
+        return self.head.loss(hidden, target, mask)

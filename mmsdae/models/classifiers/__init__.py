@@ -1,0 +1,3 @@
+from .distill_image_classifier import DistillImageClassifier
+
+__all__ = ['DistillImageClassifier']
