@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny SdAE (and RC-MAE) that runs in milliseconds on a
 CPU."""
 import copy
+import uuid
 
 import pytest
 import torch
@@ -128,7 +129,10 @@ def make_runner():
                 checkpoint=dict(type='CheckpointHook', interval=1)),
             default_scope='mmpretrain',
             randomness=dict(seed=0),
-            log_level='WARNING')
+            log_level='WARNING',
+            # a name of its own: runners made in the same second would share
+            # MMEngine's message hub (and its logged history) otherwise
+            experiment_name=f'test_{uuid.uuid4().hex}')
         cfg.update(extra)
         return Runner(**copy.deepcopy(cfg))
 

@@ -77,6 +77,13 @@ def merge_args(cfg, args):
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+
+    # Testing needs no training data. MMEngine builds the train loop, and
+    # with it the training dataloader, as soon as a log line asks for
+    # runner.iter, which fails when only the test images are there.
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler'):
+        cfg[key] = None
     return cfg
 
 
