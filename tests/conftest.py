@@ -59,6 +59,23 @@ def _tiny_rcmae():
 TINY_RCMAE = _tiny_rcmae()
 
 
+# --cfg-options that shrink a CPU demo config (procedural data) to a
+# two-epoch, 8-image test run with a checkpoint per epoch
+TINY_DEMO_RUN = {
+    'train_dataloader.batch_size': 4,
+    'train_dataloader.num_workers': 0,
+    'train_dataloader.persistent_workers': False,
+    'train_dataloader.dataset.num_images': 8,
+    'train_cfg.max_epochs': 2,
+    'param_scheduler': [],
+    'optim_wrapper.optimizer.lr': 1e-3,
+    'default_hooks.checkpoint.interval': 1,
+    'default_hooks.checkpoint.max_keep_ckpts': 3,
+    'custom_hooks': [dict(type='TrainSummaryHook')],
+    'log_level': 'WARNING',
+}
+
+
 @pytest.fixture(autouse=True)
 def _mmpretrain_scope():
     init_default_scope('mmpretrain')

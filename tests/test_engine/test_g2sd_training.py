@@ -15,6 +15,7 @@ from mmpretrain.registry import MODELS
 
 from mmsdae.engine import TrainSummaryHook
 from mmsdae.utils.ckpt_convert import build_backbone_from_config
+from conftest import TINY_DEMO_RUN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 G2SD = osp.join(ROOT, 'configs', 'g2sd',
@@ -42,17 +43,7 @@ def tiny_cfg(work_dir, teacher, **options):
     cfg.merge_from_dict({
         'work_dir': str(work_dir),
         'model.teacher.checkpoint': str(teacher),
-        'train_dataloader.batch_size': 4,
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
-        'train_dataloader.dataset.num_images': 8,
-        'train_cfg.max_epochs': 2,
-        'param_scheduler': [],
-        'optim_wrapper.optimizer.lr': 1e-3,
-        'default_hooks.checkpoint.interval': 1,
-        'default_hooks.checkpoint.max_keep_ckpts': 3,
-        'custom_hooks': [dict(type='TrainSummaryHook')],
-        'log_level': 'WARNING',
+        **TINY_DEMO_RUN,
         **options
     })
     return cfg
