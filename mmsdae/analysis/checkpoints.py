@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..datasets.procedural import IMAGE_EXTENSIONS
+
 ENCODER_CHOICES = ('auto', 'student', 'teacher')
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
-                    '.tiff', '.webp')
 # ImageNet statistics in RGB order: the default of every config here.
 DEFAULT_NORMALIZATION = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)

@@ -448,6 +448,11 @@ def linear_resize_axis(array: np.ndarray, length: int,
     return array[:, low] * (1.0 - weight) + array[:, low + 1] * weight
 
 
+#: image file extensions the folder mode, the start-up checks and the
+#: analysis tools accept (lower case)
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                    '.tiff', '.webp')
+
 # Pipeline steps that read ``img_path``; procedural images need none.
 LOAD_IMAGE_TRANSFORMS = ('LoadImageFromFile', 'SafeLoadImageFromFile')
 
@@ -522,8 +527,7 @@ class ProceduralShapesDataset(CustomDataset):
         with_label (bool): Folder mode only, see
             :class:`~mmpretrain.datasets.CustomDataset`. Defaults to True.
         extensions (Sequence[str]): Folder mode only, allowed image
-            extensions. Defaults to
-            ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif').
+            extensions. Defaults to :data:`IMAGE_EXTENSIONS`.
         metainfo (dict, optional): Meta information. In procedural mode the
             default ``classes`` are the generator's class names such as
             ``'red_ellipse'``. Defaults to None.
@@ -553,8 +557,7 @@ class ProceduralShapesDataset(CustomDataset):
                  data_prefix: Union[str, dict, None] = '',
                  ann_file: Optional[str] = '',
                  with_label: bool = True,
-                 extensions: Sequence[str] = ('.jpg', '.jpeg', '.png', '.ppm',
-                                              '.bmp', '.pgm', '.tif'),
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS,
                  metainfo: Optional[dict] = None,
                  lazy_init: bool = False,
                  num_images: int = 1000,

@@ -15,6 +15,8 @@ import pickle
 import textwrap
 from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..datasets.procedural import IMAGE_EXTENSIONS
+
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -168,10 +170,6 @@ def check_data_roots(cfg) -> List[str]:
     return checked
 
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
-                    '.tiff', '.webp')
-
-
 def check_data_contents(key: str, ds: dict, root: str) -> None:
     """A dataset under an existing ``root`` is not empty: its local
     ``ann_file`` exists and is not blank, or, without one, its image folder
@@ -199,12 +197,14 @@ def check_data_contents(key: str, ds: dict, root: str) -> None:
         raise PreflightError(
             f'{key}: image folder {folder!r} (data_root + data_prefix) does '
             'not exist; fix data_prefix, or data_root.')
+    extensions = tuple(e.lower() for e in ds.get('extensions')
+                       or IMAGE_EXTENSIONS)
     for _, _, files in os.walk(folder, followlinks=True):
-        if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files):
+        if any(f.lower().endswith(extensions) for f in files):
             return
     raise PreflightError(
         f'{key}: image folder {folder!r} holds no image files '
-        f'({", ".join(IMAGE_EXTENSIONS)}). Expected the ImageNet layout '
+        f'({", ".join(extensions)}). Expected the ImageNet layout '
         f'{folder}/<class>/<image>.JPEG (e.g. {folder}/n01440764/'
         'n01440764_10026.JPEG), or set ann_file to a list of images.')
 
