@@ -72,20 +72,10 @@ train configs/hybrid_distill/hybrid-distill_vit-tiny-p8_1xb32-10e_procedural-64p
   "$HYBRID_STUDENT" --config configs/sdae/benchmarks/vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px.py \
   --force
 
-"$PY" - "${SPECIFIC_CONFIGS[@]}" <<'PYEOF'
-import glob, json, sys
-keys = ('loss', 'accuracy/top1', 'coco/bbox_mAP', 'coco/segm_mAP', 'mIoU')
-runs = ['g2sd_vit-tiny-p8_1xb32-10e_procedural-64px'] + \
-    [f'g2sd_specific/{name}' for name in sys.argv[1:]] + \
-    ['hybrid-distill_vit-tiny-p8_1xb32-10e_procedural-64px']
-print('\n[distill demo] last logged values of each run (tiny data and '
-      'teachers, a few CPU iterations: plumbing, not paper numbers)')
-for run in runs:
-    logs = sorted(glob.glob(f'work_dirs/{run}/*/vis_data/scalars.json'))
-    metrics = {}
-    for line in open(logs[-1]):
-        record = json.loads(line)
-        metrics.update({k: v for k, v in record.items() if k in keys})
-    shown = '  '.join(f'{k}={v:.4g}' for k, v in metrics.items())
-    print(f'  {run}: {shown}')
-PYEOF
+RUNS=(g2sd_vit-tiny-p8_1xb32-10e_procedural-64px
+  "${SPECIFIC_CONFIGS[@]/#/g2sd_specific/}"
+  hybrid-distill_vit-tiny-p8_1xb32-10e_procedural-64px)
+echo
+echo '[distill demo] last logged values of each run (tiny data and teachers, a few CPU iterations: plumbing, not paper numbers)'
+"$PY" tools/analysis_tools/plot_curves.py "${RUNS[@]/#/work_dirs/}" \
+  --labels "${RUNS[@]}" --last loss accuracy/top1 coco/bbox_mAP coco/segm_mAP mIoU

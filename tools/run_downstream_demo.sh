@@ -33,17 +33,7 @@ for name in "${CONFIGS[@]}"; do
     --cfg-options model.backbone.init_cfg.checkpoint="$ENCODER" "$@"
 done
 
-"$PY" - "${CONFIGS[@]}" <<'PYEOF'
-import glob, json, sys
-keys = ('accuracy/top1', 'coco/bbox_mAP', 'coco/segm_mAP', 'mIoU')
-print('\n[downstream demo] last evaluation of each protocol '
-      '(tiny data, a few CPU iterations: plumbing, not paper numbers)')
-for name in sys.argv[1:]:
-    logs = sorted(glob.glob(f'work_dirs/downstream/{name}/*/vis_data/scalars.json'))
-    metrics = {}
-    for line in open(logs[-1]):
-        record = json.loads(line)
-        metrics.update({k: v for k, v in record.items() if k in keys})
-    shown = '  '.join(f'{k}={v:.4g}' for k, v in metrics.items())
-    print(f'  {name}: {shown}')
-PYEOF
+echo
+echo '[downstream demo] last evaluation of each protocol (tiny data, a few CPU iterations: plumbing, not paper numbers)'
+"$PY" tools/analysis_tools/plot_curves.py "${CONFIGS[@]/#/work_dirs/downstream/}" \
+  --labels "${CONFIGS[@]}" --last accuracy/top1 coco/bbox_mAP coco/segm_mAP mIoU

@@ -92,3 +92,17 @@ def test_missing_files_and_bad_labels(tool, tmp_path):
     bad.write_text('{"loss": 1, "step": 1}\nnot json\n')
     with pytest.raises(SystemExit, match='bad.json:2 is not JSON'):
         tool.main([str(bad)])
+
+
+def test_last_values_only(tool, tmp_path, capsys):
+    """--last prints each run's last value of the keys (in the order the
+    run logged them first) and draws nothing: loss = scale x (2 - 0.25 x 4),
+    knn/top1 = 10 x 4 at the last step."""
+    write_run(tmp_path / 'a')
+    write_run(tmp_path / 'b', loss_scale=2.0)
+    assert tool.main([str(tmp_path / 'a'), str(tmp_path / 'b'), '--labels',
+                      'A', 'B', '--last', 'knn/top1', 'loss', '--out',
+                      str(tmp_path / 'c.png')]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        '  A: loss=1  knn/top1=40', '  B: loss=2  knn/top1=40']
+    assert not (tmp_path / 'c.png').exists()

@@ -11,6 +11,8 @@ Each RUN is a work dir (its latest ``<timestamp>/vis_data/scalars.json``), a
 ``vis_data`` folder, or a ``scalars.json`` file. The tool prints the keys it
 finds, draws one subplot per key against the step with the runs overlaid,
 writes a PNG and prints the first and last value of every key and run.
+With ``--last KEY ...`` it only prints each run's last value of those keys
+(one line per run; the demo scripts end with it).
 
     python tools/analysis_tools/plot_curves.py work_dirs/demo
     python tools/analysis_tools/plot_curves.py work_dirs/demo \\
@@ -186,6 +188,18 @@ def format_table(runs: Sequence[Series], labels: Sequence[str],
     return '\n'.join(line.rstrip() for line in lines)
 
 
+def format_last(runs: Sequence[Series], labels: Sequence[str],
+                keys: Sequence[str]) -> str:
+    """One line per run: the last logged value of each of ``keys`` the run
+    has, in the order the run first logged them."""
+    lines = []
+    for run, label in zip(runs, labels):
+        shown = '  '.join(f'{key}={points[-1][1]:.4g}'
+                          for key, points in run.items() if key in keys)
+        lines.append(f'  {label}: {shown}')
+    return '\n'.join(lines)
+
+
 def default_label(path: str, scalars_file: str) -> str:
     """The work dir's name (``work_dirs/demo`` -> ``demo``)."""
     if osp.isdir(path):
@@ -215,6 +229,10 @@ def parse_args(argv=None):
         '--smooth', type=int, default=1, metavar='N',
         help='moving average over N points (default: 1, none)')
     parser.add_argument('--title', help='figure title')
+    parser.add_argument(
+        '--last', nargs='+', metavar='KEY',
+        help='only print the last value of these keys for each run (no '
+        'plot)')
     return parser.parse_args(argv)
 
 
@@ -231,6 +249,9 @@ def main(argv=None) -> int:
         labels = args.labels or [
             default_label(path, file) for path, file in zip(args.runs, files)
         ]
+        if args.last:
+            print(format_last(runs, labels, select_keys(runs, args.last)))
+            return 0
         for label, file, run in zip(labels, files, runs):
             print(f'{label}: {file}\n  keys: {", ".join(sorted(run))}')
         keys = select_keys(runs, args.keys)
