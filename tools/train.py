@@ -14,8 +14,6 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
@@ -23,6 +21,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Registers mmsdae's modules and its checkpoint allow-list for torch.load.
 import mmsdae  # noqa: E402,F401
+from mmsdae.engine.optimizers import (AMP_DTYPES,  # noqa: E402
+                                      default_amp_dtype)
 from mmsdae.utils.dist import (DistEnvError,  # noqa: E402
                                setup_distributed, teardown_distributed)
 from mmsdae.utils.preflight import (PreflightError,  # noqa: E402
@@ -54,7 +54,14 @@ def parse_args():
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training (needs a GPU)')
+        help='enable automatic-mixed-precision training '
+        '(MixedPrecisionOptimWrapper, dtype from --amp-dtype)')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=AMP_DTYPES,
+        help='with --amp: bfloat16 (no loss scaler; the default on CPUs and '
+        'on GPUs that support it, torch.cuda.is_bf16_supported()) or float16 '
+        '(dynamic loss scaling; the default on older GPUs)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -87,6 +94,8 @@ def parse_args():
         parser.error(f'config file not found: {args.config}')
     if args.resume_fallback and args.resume is None:
         parser.error('--resume-fallback needs --resume')
+    if args.amp_dtype is not None and not args.amp:
+        parser.error('--amp-dtype needs --amp')
     if args.resume not in (None, 'auto') and not osp.isfile(args.resume):
         parser.error(f'checkpoint to resume from not found: {args.resume}')
     if 'LOCAL_RANK' not in os.environ:
@@ -125,14 +134,14 @@ def merge_args(cfg, args):
         optim_wrapper = cfg.get('optim_wrapper', None)
         if optim_wrapper is None:
             fail('--amp needs an `optim_wrapper` in the config')
-        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            fail('--amp given, but the config already uses AmpOptimWrapper')
-        if not (is_cuda_available() or is_npu_available()
-                or is_mlu_available() or is_musa_available()):
-            fail('--amp needs a GPU (AmpOptimWrapper); none is available, '
-                 'so train on CPU without --amp')
-        optim_wrapper.type = 'AmpOptimWrapper'
-        optim_wrapper.setdefault('loss_scale', 'dynamic')
+        wrapper_type = str(optim_wrapper.get('type', 'OptimWrapper'))
+        if wrapper_type.split('.')[-1] in ('AmpOptimWrapper',
+                                           'MixedPrecisionOptimWrapper'):
+            fail(f'--amp given, but the config already uses {wrapper_type}; '
+                 'drop --amp or set optim_wrapper.type=OptimWrapper')
+        # bf16 without a loss scaler, fp16 with dynamic scaling; CPU too
+        optim_wrapper.type = 'MixedPrecisionOptimWrapper'
+        optim_wrapper.dtype = args.amp_dtype or default_amp_dtype()
 
     if args.resume == 'auto':
         cfg.resume = True

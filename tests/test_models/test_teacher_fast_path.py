@@ -154,6 +154,21 @@ def test_teacher_autocast_dtype_follows_amp(outer, setting, expected):
     assert torch.isfinite(loss)
 
 
+@pytest.mark.parametrize('outer', [torch.bfloat16, torch.float16])
+def test_teacher_dtype_follows_the_run_by_default(outer):
+    """Issue 16: without ``teacher_amp_dtype`` the teacher runs in the
+    step's AMP dtype (``--amp-dtype``), fp16 included (the default used to
+    be bf16 whatever the run)."""
+    model = _build()
+    assert model.teacher_amp_dtype is None
+    dtypes = []
+    model.teacher.layers[0].attn.qkv.register_forward_hook(
+        lambda m, a, o: dtypes.append(o.dtype))
+    with torch.autocast('cpu', dtype=outer):
+        _loss(model, torch.randn(2, 3, 32, 32))
+    assert dtypes == [outer]
+
+
 def test_bf16_teacher_loss_matches_float32_within_bf16_precision():
     """Under AMP the targets come from a bf16 teacher; Eq. 3 / Eq. 4 run in
     float32 on them. The loss moves by bf16 rounding only (8 bits of

@@ -26,6 +26,19 @@ from ..utils.teacher_forward import (TEACHER_AMP_DTYPES,  # noqa: F401
 ENCODERS = ('student', 'teacher')
 
 
+def compile_encoder_blocks(encoder: nn.Module, **kwargs) -> None:
+    """``nn.Module.compile(**kwargs)`` each block of ``encoder.layers`` (an
+    mmpretrain ViT) in place: parameter names and checkpoints unchanged."""
+    for block in encoder.layers:
+        # mmpretrain's ViT stores drop-path rates as numpy floats, which
+        # dynamo turns into tensors whose guards fail between the student's
+        # grad mode and the teacher's inference mode
+        for module in block.modules():
+            if isinstance(getattr(module, 'drop_prob', None), np.floating):
+                module.drop_prob = float(module.drop_prob)
+        block.compile(**kwargs)
+
+
 class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
     """A self-supervisor with an EMA teacher.
 
@@ -44,18 +57,18 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
     The teacher's forward pass runs through :meth:`run_teacher`
     (:class:`TeacherForwardMixin`, shared with the frozen teachers): in
     inference mode (no autograd record, nothing kept for backward) and, when
-    the step runs under autocast (``AmpOptimWrapper`` / ``--amp``), under
-    autocast in ``teacher_amp_dtype`` (bf16 by default). Its outputs come back
-    as float32 copies, so the loss is computed as without AMP.
+    the step runs under autocast (``--amp``), under autocast in
+    ``teacher_amp_dtype`` (the step's dtype by default). Its outputs come
+    back as float32 copies, so the loss is computed as without AMP.
 
     Args:
         feature_encoder (str): the encoder :meth:`extract_feat` uses,
             ``'student'`` or ``'teacher'``.
         teacher_amp_dtype (str, optional): the autocast dtype of the teacher
-            when the step runs under autocast: ``'bfloat16'`` (default; same
-            range as float32, so the targets cannot overflow), ``'float16'``,
-            or ``None`` to inherit the step's autocast dtype. Without autocast
-            the teacher runs in float32 whatever this says.
+            when the step runs under autocast: ``None`` (default) follows the
+            step's dtype (``--amp-dtype``); ``'bfloat16'`` or ``'float16'``
+            override it. Without autocast the teacher runs in float32
+            whatever this says.
         compile_blocks (bool | dict): ``torch.compile`` every transformer
             block of the student encoder and of the teacher encoder
             (``nn.Module.compile`` in place, so parameter names and
@@ -76,7 +89,7 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
                  neck: Optional[dict] = None,
                  head: Optional[dict] = None,
                  feature_encoder: str = 'student',
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  compile_blocks: Union[bool, dict] = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -122,15 +135,7 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
         kwargs = {} if self.compile_blocks is True else dict(
             self.compile_blocks)
         for encoder in (self.backbone, self.teacher):
-            for block in encoder.layers:
-                # mmpretrain's ViT stores drop-path rates as numpy floats,
-                # which dynamo turns into tensors whose guards fail between
-                # the student's grad mode and the teacher's inference mode
-                for module in block.modules():
-                    if isinstance(getattr(module, 'drop_prob', None),
-                                  np.floating):
-                        module.drop_prob = float(module.drop_prob)
-                block.compile(**kwargs)
+            compile_encoder_blocks(encoder, **kwargs)
 
     def teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
         """``(teacher, student)`` module pairs, in :attr:`teacher_of`

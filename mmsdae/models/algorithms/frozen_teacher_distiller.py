@@ -31,7 +31,7 @@ class FrozenTeacherSelfSupervisor(FrozenTeacherHolderMixin,
     - are not saved in the run's checkpoints (only a fingerprint; see
       :class:`FrozenTeacher`): resuming reloads them from their files;
     - run through :meth:`run_teacher` (:class:`TeacherForwardMixin`, shared
-      with the EMA teachers): inference mode, bf16 autocast under AMP,
+      with the EMA teachers): inference mode, autocast in the step's AMP dtype,
       float32 outputs.
 
     Args:
@@ -44,7 +44,7 @@ class FrozenTeacherSelfSupervisor(FrozenTeacherHolderMixin,
                  backbone: dict,
                  neck: Optional[dict] = None,
                  head: Optional[dict] = None,
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:

@@ -64,7 +64,7 @@ class G2SD(FrozenTeacherSelfSupervisor):
                  head: dict,
                  teacher: dict,
                  target_block: int = 4,
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -143,7 +143,7 @@ class G2SD(FrozenTeacherSelfSupervisor):
         ``num_visible`` of ``ids_shuffle``), its decoder runs
         ``target_block`` blocks, and the hidden state is normalized per
         token: ``F.layer_norm(h, (C,), eps=1e-6)`` (no weight / bias).
-        Runs through :meth:`run_teacher` (inference mode, bf16 under AMP,
+        Runs through :meth:`run_teacher` (inference mode, the step's AMP dtype,
         float32 out).
         """
         return self.run_teacher(self._teacher_targets, inputs, ids_shuffle)

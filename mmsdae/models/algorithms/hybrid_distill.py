@@ -64,9 +64,9 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
 
     One step (:meth:`loss`):
 
-    1. T_c encodes the whole image (inference mode; bf16 under AMP): final
-       tokens (B, 1 + N, C_c) and, when masking, the redundancy score of
-       every patch;
+    1. T_c encodes the whole image (inference mode; the step's AMP dtype):
+       final tokens (B, 1 + N, C_c) and, when masking, the redundancy score
+       of every patch;
     2. the ``k`` most redundant patches are masked, ``k`` from the schedule
        at the current training progress (epoch / max_epochs);
     3. T_m gives its attention logits at ``teacher_relation_layers`` over
@@ -115,7 +115,7 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
                  token_masking: Optional[dict] = None,
                  teacher_m_input: str = 'visible',
                  teacher_c_norm: Optional[dict] = None,
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:

@@ -51,7 +51,7 @@ class RCMAE(EMATeacherSelfSupervisor):
                  head: dict,
                  teacher_mask: str = 'same',
                  feature_encoder: str = 'teacher',
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  compile_blocks: Union[bool, dict] = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -103,7 +103,7 @@ class RCMAE(EMATeacherSelfSupervisor):
         order, ``ids_restore.argsort()[:, :num_visible]``); RC-MAE-D draws a
         new random mask. Returns the reconstruction (B, N, P * P * C) and
         the ``ids_restore`` the teacher used. Runs through
-        :meth:`run_teacher` (inference mode, bf16 under AMP).
+        :meth:`run_teacher` (inference mode, the step's AMP dtype).
         """
         return self.run_teacher(self._teacher_reconstruction, inputs,
                                 ids_restore)

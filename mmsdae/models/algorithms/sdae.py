@@ -47,7 +47,7 @@ class SdAE(EMATeacherSelfSupervisor):
                  head: dict,
                  teacher_input: dict = dict(mode='multi_fold', num_folds=3),
                  feature_encoder: str = 'student',
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  compile_blocks: Union[bool, dict] = False,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -101,7 +101,7 @@ class SdAE(EMATeacherSelfSupervisor):
 
         All ``B x G`` sequences are one batched forward pass
         (:meth:`SdAEViT.encode_patches`), run by :meth:`run_teacher`:
-        inference mode, bf16 autocast under AMP.
+        inference mode, the step's AMP dtype.
         """
         return self.run_teacher(self._teacher_targets, inputs, teacher_ids)
 

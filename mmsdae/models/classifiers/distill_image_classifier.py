@@ -42,7 +42,7 @@ class DistillImageClassifier(FrozenTeacherHolderMixin, ImageClassifier):
                  head: dict,
                  teacher: dict,
                  neck: Optional[dict] = None,
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  pretrained: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,

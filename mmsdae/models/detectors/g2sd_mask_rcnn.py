@@ -72,7 +72,7 @@ class G2SDMaskRCNN(FrozenTeacherHolderMixin, MaskRCNN):
                  fpn_weight: float = 0.001,
                  head_weight: float = 0.1,
                  warmup_iters: int = 500,
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(

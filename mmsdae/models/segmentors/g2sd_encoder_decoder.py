@@ -56,7 +56,7 @@ class G2SDEncoderDecoder(FrozenTeacherHolderMixin, EncoderDecoder):
                  auxiliary_head: Optional[dict] = None,
                  cwd_tau: float = 1.0,
                  cwd_weight: float = 3.0,
-                 teacher_amp_dtype: Optional[str] = 'bfloat16',
+                 teacher_amp_dtype: Optional[str] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,

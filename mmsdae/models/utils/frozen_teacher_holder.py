@@ -7,7 +7,7 @@ what :class:`~mmsdae.models.algorithms.FrozenTeacherSelfSupervisor` gives
 the pre-training distillers: the teacher is built and loaded from its local
 file when the model is built, left out of ``init_weights``, and run through
 :meth:`~mmsdae.models.utils.TeacherForwardMixin.run_teacher` (inference
-mode, bf16 autocast under AMP, float32 outputs).
+mode, autocast in the step's AMP dtype, float32 outputs).
 """
 from typing import Optional
 
@@ -23,7 +23,7 @@ class FrozenTeacherHolderMixin(TeacherForwardMixin):
     def add_frozen_teacher(self,
                            name: str,
                            cfg: dict,
-                           teacher_amp_dtype: Optional[str] = 'bfloat16',
+                           teacher_amp_dtype: Optional[str] = None,
                            scope: Optional[str] = None) -> FrozenTeacher:
         """Build the teacher ``cfg`` (the config's ``model.<name>``), load
         its file and register it as ``self.<name>``.

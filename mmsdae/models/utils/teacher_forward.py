@@ -3,10 +3,11 @@
 A teacher (the EMA teacher of SdAE / RC-MAE, the frozen pre-trained
 teachers of G2SD / Hybrid Distill) never receives a gradient, so its forward
 pass runs in inference mode (no autograd record, no activations kept for
-backward) and, when the training step runs under autocast (``--amp`` /
-``AmpOptimWrapper``), under autocast in ``teacher_amp_dtype`` (bf16 by
-default). Its outputs come back as float32 copies made outside inference
-mode, so the loss is computed as without AMP and its autograd may save them.
+backward) and, when the training step runs under autocast (``--amp``),
+under autocast in ``teacher_amp_dtype``: by default the step's own dtype
+(``--amp-dtype``, bf16 or fp16), so teacher and student agree. Its outputs
+come back as float32 copies made outside inference mode, so the loss is
+computed as without AMP and its autograd may save them.
 
 :func:`detached_modules` is how both kinds of teacher stay out of the
 student's ``init_weights``.
@@ -38,13 +39,14 @@ class TeacherForwardMixin:
 
     The class using it sets ``self.teacher_amp_dtype`` (checked with
     :func:`check_teacher_amp_dtype`): the autocast dtype of the teacher when
-    the step runs under autocast, ``'bfloat16'`` (same range as float32, so
-    the targets cannot overflow), ``'float16'``, or ``None`` to inherit the
-    step's autocast dtype. Without autocast the teacher runs in float32
+    the step runs under autocast, ``None`` (default) to follow the step's
+    autocast dtype, or ``'bfloat16'`` / ``'float16'`` to override it (bf16
+    has float32's range, so an fp16 run may keep its targets from
+    overflowing that way). Without autocast the teacher runs in float32
     whatever it says.
     """
 
-    teacher_amp_dtype: Optional[str] = 'bfloat16'
+    teacher_amp_dtype: Optional[str] = None
 
     def teacher_autocast_dtype(self,
                                device_type: str) -> Optional[torch.dtype]:
@@ -68,7 +70,8 @@ class TeacherForwardMixin:
                     **kwargs):
         """Run ``fn(inputs, *args, **kwargs)``, a teacher forward pass, the
         cheap way: in inference mode (no autograd graph, no activations
-        kept), under bf16 autocast when the step uses AMP (see
+        kept), under autocast when the step uses AMP (in the step's dtype
+        unless ``teacher_amp_dtype`` says otherwise, see
         :meth:`teacher_autocast_dtype`).
 
         Tensors in the result come back as float32 (floating point) copies
