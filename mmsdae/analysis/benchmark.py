@@ -17,12 +17,15 @@ What is measured, per config:
   so it is left out of SdAE's step and its time is reported on its own
   (``ema_time_s``) either way.
 * ``teacher_time_s`` / ``teacher_time_share``: wall time of the teacher's
-  forward pass (``run_teacher``, timed with a device sync on each side) and
+  forward passes in a step (``run_teacher``, timed with a device sync on
+  each side, summed over the step's calls) and
   its share of the step (median over steps), next to
   ``teacher_flops_share``, the teacher's share of the step's FLOPs.
 * ``peak_mem_mb``: peak memory of one training step of the config (after
   its warm-up), counting parameters, gradients, optimizer state and
-  activations: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak
+  activations: on CUDA the model's own state plus the step's
+  ``torch.cuda.max_memory_allocated`` above what was resident before it
+  (other rows' models share the process); on CPU the peak
   of live tensor storage (:class:`LiveTensorPeak`, a dispatch mode that
   counts every storage from allocation to release; ``mem_kind`` says
   which). Allocator caching and fragmentation are not in either number.
@@ -30,16 +33,26 @@ What is measured, per config:
   FLOPs of one training step (forward + backward) from
   :class:`torch.utils.flop_counter.FlopCounterMode`, divided by the batch
   size, attributed by the module hierarchy: ``backbone`` -> student,
-  ``teacher`` + ``teacher_neck`` -> teacher, ``neck`` -> decoder, the rest
+  ``teacher`` + ``teacher_neck`` (+ Hybrid Distill's ``teacher_m`` /
+  ``teacher_c``) -> teacher, ``neck`` -> decoder, the rest
   (heads, losses, ops outside submodules) -> other. FlopCounterMode counts
   matmul / conv / attention ops only (1 multiply-add = 2 FLOPs).
-* ``achieved_flops_per_s``: FLOPs per step / step time.
+* ``achieved_flops_per_s``: FLOPs per step / step time; ``mfu`` (with
+  ``peak_flops``, the device's dense peak in the AMP dtype): model FLOP
+  utilisation, ``achieved_flops_per_s / peak_flops``.
 * ``data_images_per_s`` (with ``data_root``): images/s of the config's own
   training pipeline over the images of a folder (mmpretrain's
   ``CustomDataset`` + a DataLoader with ``data_workers`` workers), to set
   against ``images_per_s`` of the model: the run is input-bound when it is
   the smaller.
 * ``*_ratio``: step time, memory and FLOPs relative to the first config.
+
+Options: ``amp`` autocasts the step in ``amp_dtype`` (default bf16 where
+supported, as ``tools/train.py --amp``); ``compile_blocks`` compiles every
+ViT encoder block of the model after its FLOPs are counted (student and
+teachers, what ``model.compile_blocks=True`` does for SdAE / RC-MAE, applied
+to every row alike); frozen teachers (G2SD, Hybrid Distill) read files:
+:func:`write_random_teachers` writes random-weight ones for speed runs.
 
 A config entry is a path / :class:`mmengine.Config`, or a dict
 ``dict(config=..., label=..., model_options=...)`` to benchmark variants of
@@ -52,7 +65,7 @@ import os.path as osp
 import statistics
 import time
 import weakref
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -62,6 +75,8 @@ from torch.utils._pytree import tree_flatten
 SECTIONS = {
     'backbone': 'student',
     'teacher': 'teacher',
+    'teacher_m': 'teacher',  # Hybrid Distill's two frozen teachers
+    'teacher_c': 'teacher',
     'teacher_neck': 'teacher',
     'neck': 'decoder',
 }
@@ -168,15 +183,30 @@ def ema_cadence(cfg) -> Optional[str]:
     return None
 
 
+def resolve_amp_dtype(amp_dtype: Optional[str]) -> str:
+    """``amp_dtype`` checked, or the default of ``tools/train.py --amp``
+    (bf16 where supported)."""
+    from mmsdae.engine.optimizers import AMP_DTYPES, default_amp_dtype
+    if amp_dtype is None:
+        return default_amp_dtype()
+    if amp_dtype not in AMP_DTYPES:
+        raise ValueError(f'amp dtype {amp_dtype!r}: choose one of '
+                         f'{AMP_DTYPES}.')
+    return amp_dtype
+
+
 def train_step_fn(model: nn.Module, optimizer, inputs: torch.Tensor,
                   amp: bool = False, momentum: float = 0.99,
-                  ema_every_step: bool = True) -> Callable:
+                  ema_every_step: bool = True,
+                  amp_dtype: Optional[str] = None) -> Callable:
     """A closure running one full training step on ``inputs``; the EMA
-    update is part of it when ``ema_every_step`` (and the model has one)."""
+    update is part of it when ``ema_every_step`` (and the model has one).
+    With ``amp`` the forward pass runs under autocast in ``amp_dtype``
+    (no loss scaler: speed only)."""
     has_ema = ema_every_step and callable(
         getattr(model, 'momentum_update', None))
     device_type = inputs.device.type
-    amp_dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
+    amp_dtype = getattr(torch, resolve_amp_dtype(amp_dtype))
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -335,28 +365,108 @@ def peak_memory(step: Callable, model: nn.Module, optimizer, inputs,
                 device) -> Tuple[float, str]:
     """Peak memory (MB) of one call of ``step`` and how it was measured.
 
-    Both count everything allocated: parameters (student and teacher),
-    gradients, optimizer state, activations, the input batch. CUDA:
-    ``max_memory_allocated``. CPU: :class:`LiveTensorPeak` (slower, so it
-    runs for this one step only).
+    Both count everything of this model allocated: parameters (student and
+    teacher), gradients, optimizer state, activations, the input batch.
+    CUDA: this state plus the step's ``max_memory_allocated`` above what was
+    allocated before it (the other rows' models stay resident in the same
+    process, so the absolute peak would count them too). CPU:
+    :class:`LiveTensorPeak` (slower, so it runs for this one step only).
     """
-    if torch.device(device).type == 'cuda':
-        _sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        step()
-        _sync(device)
-        return (torch.cuda.max_memory_allocated(device) / 1024.0**2,
-                'cuda_max_allocated')
-    tracker = LiveTensorPeak()
     existing = [inputs, *model.parameters(), *model.buffers()]
     existing += [p.grad for p in model.parameters() if p.grad is not None]
     for state in getattr(optimizer, 'state', {}).values():
         existing += [v for v in state.values() if torch.is_tensor(v)]
+    if torch.device(device).type == 'cuda':
+        storages = {t.untyped_storage().data_ptr():
+                    t.untyped_storage().nbytes()
+                    for t in existing if t.is_cuda}
+        _sync(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        _sync(device)
+        transient = torch.cuda.max_memory_allocated(device) - before
+        return ((sum(storages.values()) + transient) / 1024.0**2,
+                'cuda_own_state_plus_step_peak')
+    tracker = LiveTensorPeak()
     for tensor in existing:
         tracker.track(tensor)
     with tracker:
         step()
     return tracker.peak / 1024.0**2, 'cpu_live_tensor_peak'
+
+
+def frozen_teacher_keys(cfg) -> List[str]:
+    """Keys of ``cfg.model`` that hold a ``FrozenTeacher`` config (G2SD's
+    ``teacher``, Hybrid Distill's ``teacher_m`` / ``teacher_c``)."""
+    return [key for key, value in cfg.model.items()
+            if isinstance(value, dict)
+            and str(value.get('type', '')).split('.')[-1] == 'FrozenTeacher']
+
+
+def write_random_teachers(config, out_dir: str,
+                          cfg_options: Optional[dict] = None) -> dict:
+    """Write a random-weight file for every frozen teacher of ``config``,
+    in the layout its ``FrozenTeacher`` reads (``state_dict`` with the part
+    prefixes of its ``prefixes`` option); returns the model options that
+    point the teachers at them (``{'teacher_m': {'checkpoint': ...}}``).
+    A file already there (``<config>.<key>.random.pth``) is reused.
+
+    For speed and memory runs only: a frozen teacher costs the same with
+    any weights, and none is downloaded.
+    """
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = config if isinstance(config, Config) else Config.fromfile(
+        os.fspath(config))
+    if cfg_options:
+        cfg = copy.deepcopy(cfg)
+        cfg.merge_from_dict(cfg_options)
+    name = osp.splitext(osp.basename(os.fspath(config)))[0] \
+        if not isinstance(config, Config) else 'config'
+    options = {}
+    for key in frozen_teacher_keys(cfg):
+        path = osp.join(out_dir, f'{name}.{key}.random.pth')
+        options[key] = dict(checkpoint=path)
+        if osp.isfile(path):  # random weights either way: reuse
+            continue
+        teacher = cfg.model[key]
+        prefixes = dict(teacher.get('prefixes') or {})
+        state = {}
+        for part in ('backbone', 'neck', 'head', 'model'):
+            part_cfg = teacher.get(part)
+            if part_cfg is None:
+                continue
+            part_cfg = copy.deepcopy(dict(part_cfg))
+            part_cfg.pop('init_cfg', None)
+            prefix = prefixes.get(part, '' if part == 'model' else
+                                  f'{part}.')
+            module = MODELS.build(part_cfg)
+            state.update({prefix + k: v
+                          for k, v in module.state_dict().items()})
+        os.makedirs(out_dir, exist_ok=True)
+        torch.save(dict(state_dict=state), path)
+    return options
+
+
+def compile_vit_blocks(model: nn.Module, **kwargs) -> int:
+    """Compile every block of every mmpretrain ViT in ``model`` (student
+    and teacher encoders; decoders stay eager); returns the block count."""
+    from mmpretrain.models.backbones import VisionTransformer
+
+    from mmsdae.models.algorithms.ema_teacher import compile_encoder_blocks
+    import torch._dynamo
+    # one graph per token count and grad mode: the teacher-input options
+    # and folds need more than dynamo's default of 8 per block
+    for name in ('recompile_limit', 'cache_size_limit'):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name,
+                    max(64, getattr(torch._dynamo.config, name)))
+    encoders = [m for m in model.modules()
+                if isinstance(m, VisionTransformer)]
+    for encoder in encoders:
+        compile_encoder_blocks(encoder, **kwargs)
+    return sum(len(encoder.layers) for encoder in encoders)
 
 
 def check_device(device: str) -> str:
@@ -487,9 +597,12 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
               model_options: Optional[dict] = None,
               momentum: float = 0.99, seed: int = 0,
               data_root: Optional[str] = None, data_workers: int = 2,
-              data_batches: int = 5) -> List[dict]:
+              data_batches: int = 5, amp_dtype: Optional[str] = None,
+              compile_blocks: Union[bool, dict] = False,
+              peak_flops: Optional[float] = None) -> List[dict]:
     """Benchmark every config; one dict per config (see module docstring)."""
     check_device(device)
+    amp_dtype = resolve_amp_dtype(amp_dtype) if amp else None
     configs = list(configs)
     if labels is not None and len(labels) != len(configs):
         raise ValueError(f'{len(labels)} labels for {len(configs)} configs.')
@@ -507,10 +620,14 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
         size = image_size(model)
         inputs = torch.randn(batch_size, 3, size, size, device=device)
         flops = count_flops(model, inputs)
+        compiled = compile_vit_blocks(
+            model, **({} if compile_blocks is True else compile_blocks)
+        ) if compile_blocks else 0
         optimizer = build_optimizer(model, cfg)
         cadence = ema_cadence(cfg)
         step = train_step_fn(model, optimizer, inputs, amp, momentum,
-                             ema_every_step=cadence != 'epoch')
+                             ema_every_step=cadence != 'epoch',
+                             amp_dtype=amp_dtype)
         for _ in range(warmup):
             step()
         memory, mem_kind = peak_memory(step, model, optimizer, inputs,
@@ -519,15 +636,21 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
             cfg, data_root, batch_size, data_workers,
             data_batches) if data_root else None
         runs.append(dict(entry=entry, model=model, size=size, flops=flops,
+                         compiled=compiled,
                          step=step, memory=memory, mem_kind=mem_kind,
                          cadence=cadence, data_rate=data_rate, times=[],
-                         teacher_times=time_teacher(model, device)))
+                         teacher_calls=time_teacher(model, device),
+                         teacher_times=[]))
     for _ in range(iters):
         for run in runs:
+            calls = run['teacher_calls']
+            done = len(calls) if calls is not None else 0
             start = time.perf_counter()
             run['step']()
             _sync(device)
             run['times'].append(time.perf_counter() - start)
+            if calls is not None:  # Hybrid Distill runs two teachers a step
+                run['teacher_times'].append(sum(calls[done:]))
     results = []
     for run in runs:
         entry, flops, model = run['entry'], run['flops'], run['model']
@@ -565,6 +688,10 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
             decoder_flops_per_image=flops['decoder'] / batch,
             other_flops_per_image=flops['other'] / batch,
             achieved_flops_per_s=flops['total'] / step_time,
+            mfu=flops['total'] / step_time / peak_flops
+            if peak_flops else None,
+            amp_dtype=amp_dtype,
+            compiled_blocks=run['compiled'],
             data_images_per_s=run['data_rate'],
             momentum_update=callable(getattr(model, 'momentum_update',
                                              None)),
@@ -582,12 +709,16 @@ def benchmark(configs: Sequence, labels: Optional[Sequence[str]] = None,
 
 
 def environment(device: str, batch_size: int, iters: int, warmup: int,
-                amp: bool) -> dict:
+                amp: bool, amp_dtype: Optional[str] = None,
+                peak_flops: Optional[float] = None,
+                compile_blocks: bool = False) -> dict:
     return dict(torch=torch.__version__, device=device,
                 device_name=(torch.cuda.get_device_name(device)
                              if device.startswith('cuda') else 'cpu'),
                 threads=torch.get_num_threads(), batch_size=batch_size,
                 iters=iters, warmup=warmup, amp=amp,
+                amp_dtype=resolve_amp_dtype(amp_dtype) if amp else None,
+                peak_flops=peak_flops, compile_blocks=bool(compile_blocks),
                 ema='momentum_update every step for per-iteration EMA '
                 'hooks, left out of the step for per-epoch ones')
 
@@ -602,6 +733,9 @@ def format_table(results: List[dict]) -> str:
               'GFLOP/img', 'student', 'teacher', 'decoder', 'other',
               'GFLOP/s', 'teacher t%', 'teacher F%', 'time x', 'mem x',
               'flops x']
+    with_mfu = any(r.get('mfu') is not None for r in results)
+    if with_mfu:
+        header.insert(header.index('GFLOP/s') + 1, 'MFU %')
     rows = []
     for r in results:
         rows.append([
@@ -617,6 +751,9 @@ def format_table(results: List[dict]) -> str:
             _g(r['step_time_ratio'], 1, '{:.2f}'),
             _g(r['peak_mem_ratio'], 1, '{:.2f}'),
             _g(r['flops_ratio'], 1, '{:.2f}')])
+        if with_mfu:
+            rows[-1].insert(header.index('MFU %'),
+                            _g(r.get('mfu'), 0.01, '{:.1f}'))
     widths = [max(len(h), *(len(row[i]) for row in rows))
               for i, h in enumerate(header)]
     lines = ['  '.join(h.ljust(w) if i == 0 else h.rjust(w)
@@ -648,7 +785,8 @@ def _option_name(row: dict) -> Optional[str]:
 
 
 def check_targets(results: List[dict], max_time_ratio: float = 1.3,
-                  max_mem_ratio: float = 1.1) -> List[Tuple[str, bool, str]]:
+                  max_mem_ratio: float = 1.1,
+                  min_mfu: float = 0.35) -> List[Tuple[str, bool, str]]:
     """The performance targets, evaluated on one run's rows:
 
     1. every teacher's share of the step time <= its share of the FLOPs;
@@ -656,7 +794,9 @@ def check_targets(results: List[dict], max_time_ratio: float = 1.3,
        memory <= ``max_mem_ratio`` x MAE's (MAE = the row whose model is
        mmpretrain's ``MAE``);
     3. the teacher-input options' step times order as SdAE Table 1
-       (full > only masked > multi-fold t = 3 > teacher crop > MAE).
+       (full > only masked > multi-fold t = 3 > teacher crop > MAE);
+    4. with a peak (rows with ``mfu``): MAE's model FLOP utilisation
+       >= ``min_mfu``.
 
     Returns ``(target, met, detail)`` triples for the targets the rows allow
     checking.
@@ -696,6 +836,11 @@ def check_targets(results: List[dict], max_time_ratio: float = 1.3,
             for name, t in zip(present + ['MAE'], times))
         checks.append(('teacher inputs order as SdAE Table 1', ordered,
                        detail + ' (x MAE)'))
+    if mae is not None and mae.get('mfu') is not None:
+        checks.append((f'MAE MFU >= {100 * min_mfu:.0f} % of the peak',
+                       mae['mfu'] >= min_mfu,
+                       f"{100 * mae['mfu']:.1f} % ("
+                       f"{mae['achieved_flops_per_s'] / 1e12:.1f} TFLOP/s)"))
     return checks
 
 

@@ -19,7 +19,17 @@ With ``--data-root FOLDER`` the images/s of each config's training pipeline
 over the images of FOLDER is printed next to the model's. After the table
 the performance targets the rows allow checking are printed, met or
 missed (teacher time share <= FLOP share, SdAE t=3 vs MAE time and memory,
-the Table 1 order).
+the Table 1 order; with ``--peak-tflops``, MAE's model FLOP utilisation).
+
+On a GPU (ViT-B, the paper's batch, bf16 AMP, the H200's dense bf16 peak;
+G2SD / Hybrid Distill with random-weight teachers written to a folder)::
+
+    python tools/benchmark/pretrain_speed.py MAE_B SDAE_B RCMAE_B G2SD_S \\
+        HYBRID_B --device cuda --amp --batch-size 96 --peak-tflops 989 \\
+        --random-teachers /tmp/teachers --max-time-ratio 1.25 \\
+        [--compile-blocks]
+
+``tools/benchmark/gpu_check.sh`` runs this (and more) in one call.
 
 See :mod:`mmsdae.analysis.benchmark` for what every number means.
 """
@@ -45,7 +55,31 @@ def parse_args(argv=None):
                         help='timed steps (the median is reported)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--amp', action='store_true',
-                        help='autocast (fp16 on CUDA, bf16 on CPU)')
+                        help='autocast the step in --amp-dtype')
+    parser.add_argument('--amp-dtype', choices=('bfloat16', 'float16'),
+                        help='default: bfloat16 where supported (CPU, GPUs '
+                        'with torch.cuda.is_bf16_supported()), as '
+                        'tools/train.py --amp')
+    parser.add_argument('--compile-blocks', action='store_true',
+                        help='torch.compile every ViT encoder block (student '
+                        'and teachers) of every row after counting FLOPs')
+    parser.add_argument('--compile-backend',
+                        help='with --compile-blocks: a torch.compile backend '
+                        '(default inductor; eager / aot_eager skip code '
+                        'generation)')
+    parser.add_argument('--peak-tflops', type=float,
+                        help='the device\'s dense peak in the AMP dtype '
+                        '(H200 SXM bf16: 989): adds model FLOP utilisation')
+    parser.add_argument('--random-teachers', metavar='DIR',
+                        help='write random-weight files for the frozen '
+                        'teachers (G2SD, Hybrid Distill) into DIR and use '
+                        'them (speed and memory only)')
+    parser.add_argument('--max-time-ratio', type=float, default=1.3,
+                        help='target: SdAE t=3 step time / MAE\'s')
+    parser.add_argument('--max-mem-ratio', type=float, default=1.1,
+                        help='target: SdAE t=3 peak memory / MAE\'s')
+    parser.add_argument('--min-mfu', type=float, default=0.35,
+                        help='target: MAE\'s model FLOP utilisation')
     parser.add_argument(
         '--teacher-inputs', nargs='+', metavar='OPTION',
         help='replace every SdAE config by one row per teacher-input option: '
@@ -59,6 +93,27 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of every config')
     return parser.parse_args(argv)
+
+
+def _with_random_teachers(entries, args):
+    """Entries whose frozen teachers read random-weight files written to
+    ``args.random_teachers`` (one set per config)."""
+    written = {}
+    result = []
+    for i, item in enumerate(entries):
+        entry = dict(item) if isinstance(item, dict) else dict(config=item)
+        config = entry['config']
+        if config not in written:
+            written[config] = bench.write_random_teachers(
+                config, args.random_teachers, args.cfg_options)
+        if written[config]:
+            options = dict(entry.get('model_options') or {})
+            options.update(written[config])
+            entry['model_options'] = options
+        if args.labels:
+            entry['label'] = args.labels[i]
+        result.append(entry)
+    return result
 
 
 def main(argv=None):
@@ -86,23 +141,33 @@ def main(argv=None):
                     raise SystemExit(f'error: {err}')
             else:
                 entries.append(config)
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else None
     try:
+        if args.random_teachers:
+            entries = _with_random_teachers(entries, args)
         results = bench.benchmark(
             entries, labels=args.labels, device=args.device,
             batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
             amp=args.amp, cfg_options=args.cfg_options,
             data_root=args.data_root, data_workers=args.data_workers,
-            data_batches=args.data_batches)
+            data_batches=args.data_batches, amp_dtype=args.amp_dtype,
+            compile_blocks=(dict(backend=args.compile_backend)
+                            if args.compile_backend and args.compile_blocks
+                            else args.compile_blocks), peak_flops=peak)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f'error: {err}')
     env = bench.environment(args.device, args.batch_size, args.iters,
-                            args.warmup, args.amp)
+                            args.warmup, args.amp, args.amp_dtype, peak,
+                            args.compile_blocks)
     print(bench.format_table(results))
     print(f"torch {env['torch']}, device {env['device_name']}, "
           f"{env['threads']} threads, batch {args.batch_size}, "
           f'{args.warmup} warm-up + {args.iters} timed steps, '
-          f'{"AMP, " if args.amp else ""}EMA per the config\'s cadence')
-    targets = bench.check_targets(results)
+          f'{"AMP " + env["amp_dtype"] + ", " if args.amp else ""}'
+          f'{"compiled blocks, " if args.compile_blocks else ""}'
+          'EMA per the config\'s cadence')
+    targets = bench.check_targets(results, args.max_time_ratio,
+                                  args.max_mem_ratio, args.min_mfu)
     if targets:
         print(bench.format_targets(targets))
     if args.json:
