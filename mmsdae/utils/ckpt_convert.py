@@ -101,6 +101,8 @@ _NORMS = ('ln1', 'ln2', 'pre_norm')
 # that DeiT-style fine-tuning adds (``DistilledViT``, G2SD specific
 # distillation; its position embedding row is inserted on loading).
 OPTIONAL_TARGET_KEYS = ('ln1.', 'ln2.', 'dist_token')
+# DenseViT's relative position tables start from zero at fine-tuning.
+FRESH_TARGET_SUFFIXES = ('relative_position_bias_table', )
 
 
 @dataclass
@@ -640,7 +642,8 @@ def check_against_backbone(state: StateDict,
     frozen = {k for k, p in backbone.named_parameters() if not p.requires_grad}
     required = [
         k for k in missing
-        if not k.startswith(OPTIONAL_TARGET_KEYS) or k in frozen
+        if not (k.startswith(OPTIONAL_TARGET_KEYS)
+                or k.endswith(FRESH_TARGET_SUFFIXES)) or k in frozen
     ]
     if required and not allow_missing:
         raise ValueError(

@@ -56,7 +56,7 @@ def test_config_builds_and_loads_backbone_weights_by_prefix(path):
     init = cfg.model.backbone.init_cfg
     # One converted file (backbone.* keys) serves every protocol.
     assert (init.type, init.prefix) == ('Pretrained', 'backbone.')
-    assert cfg.model.backbone.type.endswith('VisionTransformer')
+    assert cfg.model.backbone.type.endswith(('VisionTransformer', 'DenseViT'))
     if 'tiny' in path:  # the real dataset classes, on the generated folders
         for loader in ('train_dataloader', 'val_dataloader'):
             assert '/tiny/' in cfg[loader].dataset.data_root
@@ -131,11 +131,7 @@ def test_detection_matches_the_cae_setting():
     # x0.1 at epochs 9 and 11, four equally spaced blocks, strides 4-32.
     cfg = load(DET)
     assert cfg.train_dataloader.batch_size * GPUS == 32
-    resize = [t for t in cfg.train_dataloader.dataset.pipeline
-              if t.type == 'RandomChoiceResize'][0]
-    shorts = sorted(s for _, s in resize.scales)
-    assert shorts[0] == 480 and shorts[-1] == 800
-    assert {long for long, _ in resize.scales} == {1333}
+    # (the scales: test_reference_recipes.py)
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.lr) == ('AdamW', 3e-4)
     assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.75
@@ -167,8 +163,8 @@ def test_detection_rcmae_protocol():
 
 def test_segmentation_matches_the_cae_setting():
     # sdae_supplementary Sec. 1: AdamW lr 4e-4, layer decay 0.65, batch 16,
-    # 512 x 512, 160k iterations, weight decay 0.05; UperNet + multi-level
-    # neck; single-scale testing.
+    # 512 x 512, 160k iterations, weight decay 0.05; UperNet; single-scale
+    # testing (the CAE-specific settings: test_reference_recipes.py).
     cfg = load(SEG)
     assert cfg.train_dataloader.batch_size * GPUS == 16
     opt = cfg.optim_wrapper.optimizer
@@ -176,7 +172,6 @@ def test_segmentation_matches_the_cae_setting():
     assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.65
     assert cfg.train_cfg.max_iters == 160000
     assert tuple(cfg.crop_size) == (512, 512)
-    assert cfg.model.neck.type == 'MultiLevelNeck'
     assert cfg.model.decode_head.type == 'UPerHead'
     assert cfg.model.decode_head.num_classes == 150
     assert 'TestTimeAug' not in str(cfg.test_dataloader)  # single scale
@@ -220,7 +215,9 @@ def test_layer_decay_learning_rates(name, rate, num_blocks):
     after = [k for k in lrs if not k.startswith('backbone.')]
     assert after and all(lrs[k] == pytest.approx(base) for k in after)
     # No weight decay on norms, biases, class token, position embedding.
-    assert wds['backbone.cls_token'] == wds['backbone.pos_embed'] == 0
+    assert wds['backbone.cls_token'] == 0
+    if model.backbone.pos_embed.requires_grad:  # sin-cos tables are frozen
+        assert wds['backbone.pos_embed'] == 0
     assert wds['backbone.layers.0.ln1.weight'] == 0
     assert wds['backbone.layers.0.attn.qkv.bias'] == 0
     assert wds['backbone.layers.0.attn.qkv.weight'] == pytest.approx(
@@ -250,20 +247,14 @@ def test_layer_decay_constructor_refuses_a_backbone_without_depths():
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name,shape', [(DET, (480, 640)),
-                                        (DET_RCMAE, (512, 512)),
+                                        (DET_RCMAE, (1024, 1024)),
                                         (SEG, (512, 512))])
 def test_full_size_models_compute_a_loss(name, shape):
     """The ViT-B/16 detection and segmentation models of the real configs
     (not only the tiny ones) run a loss forward on one image."""
+    from mmengine.model import revert_sync_batchnorm
     cfg = load(name)
-    for module in [cfg.model.get('neck')] + list(
-            cfg.model.get('neck') or []):
-        if isinstance(module, dict) and 'norm_cfg' in module:
-            module.norm_cfg = dict(type='BN', requires_grad=True)
-    for head in ('decode_head', 'auxiliary_head'):
-        if head in cfg.model:
-            cfg.model[head].norm_cfg = dict(type='BN', requires_grad=True)
-    model = build_model(cfg)
+    model = revert_sync_batchnorm(build_model(cfg))  # as a 1-process Runner
     height, width = shape
     batch = 1 if cfg.default_scope == 'mmdet' else 2  # UperNet's PPM: BN
     image = torch.rand(batch, 3, height, width) * 255

@@ -20,6 +20,9 @@ CLIP = osp.join(
 NOMASK = osp.join(
     DIR, 'hybrid-distill_vit-base-p16_mae-deit-nomask_8xb128-accum2-coslr-'
     '300e_in1k.py')
+NOMASK_100E = osp.join(
+    DIR, 'hybrid-distill_vit-base-p16_mae-deit-nomask_8xb128-accum2-coslr-'
+    '100e_in1k.py')
 TINY = osp.join(DIR, 'hybrid-distill_vit-tiny-p8_1xb32-10e_procedural-64px.py')
 
 
@@ -33,7 +36,7 @@ def no_teacher_file(monkeypatch):
 
 def test_the_configs_are_there():
     assert sorted(glob.glob(osp.join(DIR, '*.py'))) == sorted(
-        [DEIT, CLIP, NOMASK, TINY])
+        [DEIT, CLIP, NOMASK, NOMASK_100E, TINY])
 
 
 def test_vit_b_setting():

@@ -6,8 +6,10 @@
 # channel-wise distillation of the 150-class decode-head logits (per
 # channel a softmax over the positions at temperature 1, KL(teacher ||
 # student) x 1^2, averaged over images and channels;
-# mmsdae/models/segmentors/g2sd_encoder_decoder.py). Weight 3 and
-# temperature 1 are the supplementary's (one released config uses 10).
+# mmsdae/models/segmentors/g2sd_encoder_decoder.py). Weight 3, lr 2e-4
+# and layer decay 0.75 are the supplementary's; the released
+# configs/distill/distill_cwd.py uses weight 10, lr 1e-4, layer decay 0.65
+# and batch 16: upernet_vit-small-p16_8xb2-cwd10-160k_ade20k-512x512.py.
 # Teacher: the ViT-B UperNet of configs/sdae/benchmarks/upernet_vit-base-
 # p16_8xb2-160k_ade20k-512x512.py fine-tuned from an MAE ViT-B (its
 # checkpoint is the teacher file; the teacher architecture below is that
@@ -37,7 +39,7 @@ model = dict(
     backbone=dict(
         arch='deit-small',  # 384 wide, 12 blocks, 6 heads
         drop_path_rate=0.1),
-    neck=dict(in_channels=[embed_dims] * 4, out_channels=embed_dims),
+    neck=dict(embed_dim=embed_dims),
     decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims),
     auxiliary_head=dict(in_channels=embed_dims),
     teacher=dict(type='FrozenTeacher', checkpoint=teacher_ckpt,

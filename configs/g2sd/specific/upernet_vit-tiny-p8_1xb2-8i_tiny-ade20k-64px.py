@@ -26,10 +26,7 @@ teacher_model = dict(
             num_heads=6,
             feedforward_channels=768),
         init_cfg=None),
-    neck=dict(
-        _student['neck'],
-        in_channels=[teacher_dims] * 4,
-        out_channels=teacher_dims),
+    neck=dict(_student['neck'], embed_dim=teacher_dims),
     decode_head=dict(
         _student['decode_head'], in_channels=[teacher_dims] * 4),
     auxiliary_head=dict(

@@ -27,9 +27,7 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         init_cfg=dict(checkpoint='work_dirs/demo/vit-tiny-p8_student.pth')),
     neck=dict(
-        in_channels=[embed_dims] * 4,
-        out_channels=embed_dims,
-        scales=[2, 1, 0.5, 0.25]),
+        embed_dim=embed_dims, rescales=[2, 1, 0.5, 0.25], norm_cfg=norm_cfg),
     decode_head=dict(
         in_channels=[embed_dims] * 4, channels=channels, norm_cfg=norm_cfg),
     auxiliary_head=dict(

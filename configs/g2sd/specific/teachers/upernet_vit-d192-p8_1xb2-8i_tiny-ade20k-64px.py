@@ -18,6 +18,6 @@ model = dict(
         init_cfg=dict(
             checkpoint='work_dirs/mae_vit-d192-p8_1xb32-10e_procedural-64px/'
             'epoch_10.pth')),
-    neck=dict(in_channels=[embed_dims] * 4, out_channels=embed_dims),
+    neck=dict(embed_dim=embed_dims),
     decode_head=dict(in_channels=[embed_dims] * 4),
     auxiliary_head=dict(in_channels=embed_dims))
