@@ -106,6 +106,24 @@ def test_skip_with_gradient_accumulation_drops_the_window(
     assert not same(snaps.before[1], snaps.after[2])
 
 
+@pytest.mark.parametrize('dtype', ['bfloat16', 'float16'])
+def test_skip_under_amp(make_runner, tiny_cfg, tmp_path, dtype):
+    """``--amp`` (MixedPrecisionOptimWrapper; CPU autocast): the guard
+    wraps its backward / step too. The NaN step is skipped (bf16 has no
+    loss scaler that would skip it), the next one is taken."""
+    snaps = Snapshots()
+    runner = make_runner(
+        tmp_path, tiny_cfg, 1, dict(type='NonFiniteLossHook', action='skip'),
+        optim_wrapper=dict(type='MixedPrecisionOptimWrapper', dtype=dtype,
+                           constructor='TrainableOptimWrapperConstructor',
+                           optimizer=dict(type='AdamW', lr=1e-3)))
+    runner.register_hook(snaps)
+    poison_loss(runner, at={2})
+    runner.train()
+    assert same(snaps.before[2], snaps.after[2])
+    assert not same(snaps.before[3], snaps.after[3])
+
+
 def test_too_many_skips_in_a_row_stop(make_runner, tiny_cfg, tmp_path):
     runner = make_runner(
         tmp_path, tiny_cfg, 1,

@@ -5,8 +5,8 @@ EMA teacher after it), and the run goes on logging ``loss: nan`` until
 someone notices, with every later checkpoint useless. The check must come
 before the step, so an ``after_train_iter`` hook is too late: this hook
 wraps the ``backward`` and ``step`` of the runner's optimizer wrapper(s),
-whatever their type (``OptimWrapper``, ``AmpOptimWrapper`` from ``--amp``,
-with or without gradient accumulation).
+whatever their type (``OptimWrapper``, ``MixedPrecisionOptimWrapper`` from
+``--amp``, with or without gradient accumulation).
 
 Cost: ``backward`` records ``isfinite(loss)`` on the loss's device (no
 host sync); ``step`` reads it once: one host sync per optimizer step, which
@@ -48,8 +48,8 @@ class NonFiniteLossHook(Hook):
       than ``max_consecutive_skips`` skips in a row stop the run as above.
 
     Only the loss is checked: with a finite loss and non-finite gradients,
-    ``AmpOptimWrapper``'s dynamic loss scaling skips the step itself, and
-    fp32 training can add ``optim_wrapper.clip_grad``.
+    fp16 AMP's dynamic loss scaling skips the step itself; bf16 AMP (no loss
+    scaler) and fp32 training can add ``optim_wrapper.clip_grad``.
 
     Args:
         action (str): ``'stop'`` or ``'skip'``. Defaults to ``'stop'``.
