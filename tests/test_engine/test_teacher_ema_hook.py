@@ -106,3 +106,82 @@ def test_training_without_the_hook_warns_that_the_teacher_is_frozen(
                          hooks=dict(type='SdAETeacherEMAHook'))
     runner.train()
     assert not [m for m in messages if 'never been updated' in m]
+
+
+def record_updates(runner):
+    """``[(iteration, momentum)]`` of every teacher update of ``runner``."""
+    calls = []
+    model = runner.model
+    original = model.momentum_update
+    model.momentum_update = lambda m: (calls.append((runner.iter, m)),
+                                       original(m))
+    return calls
+
+
+def accumulating_runner(make_runner, tmp_path, tiny_cfg, hook, epochs=2):
+    """8 images, batch 4: 2 iterations per epoch; 2 micro-batches per
+    optimizer step."""
+    return make_runner(
+        tmp_path, tiny_cfg, max_epochs=epochs, hooks=hook, num_images=8,
+        optim_wrapper=dict(
+            constructor='TrainableOptimWrapperConstructor',
+            optimizer=dict(type='AdamW', lr=1e-3),
+            accumulative_counts=2))
+
+
+PER_ITER = dict(type='TeacherEMAHook', momentum=0.9, end_momentum=0.99,
+                update_interval='iter', schedule='iter')
+
+
+@pytest.mark.parametrize('epochs, expected', [
+    # 4 iterations = 2 optimizer steps: eta(0) = 0.9, eta(1) = 0.99
+    (2, [(1, 0.9), (3, 0.99)]),
+    # 6 iterations = 3 steps: the middle one is (0.9 + 0.99) / 2
+    (3, [(1, 0.9), (3, 0.945), (5, 0.99)])])
+def test_teacher_follows_optimizer_steps_under_accumulation(
+        make_runner, tmp_path, tiny_cfg, epochs, expected):
+    """SdAE Eq. 7 / RC-MAE Eq. 2 follow a gradient step: with
+    accumulative_counts=2 the teacher moves after iterations 1, 3, ...
+    (those that step the optimizer), and the per-iteration ramp counts
+    optimizer steps."""
+    runner = accumulating_runner(make_runner, tmp_path, tiny_cfg, PER_ITER,
+                                 epochs)
+    calls = record_updates(runner)
+    student = []
+
+    class Spy(Hook):  # after the EMA hook: did the optimizer step?
+        def after_train_iter(self, runner, *args, **kwargs):
+            student.append(runner.model.backbone.patch_embed.projection
+                           .weight.detach().clone())
+
+    runner.register_hook(Spy(), priority='LOWEST')
+    runner.train()
+    assert [i for i, _ in calls] == [i for i, _ in expected]
+    assert [m for _, m in calls] == pytest.approx([m for _, m in expected])
+    assert int(runner.model.teacher_updates) == len(expected)
+    # the student changes on exactly the iterations the teacher follows
+    changed = [i for i in range(1, len(student))
+               if not torch.equal(student[i], student[i - 1])]
+    assert changed == [i for i, _ in expected if i > 0]
+
+
+def test_every_micro_batch_restores_the_per_batch_update(
+        make_runner, tmp_path, tiny_cfg):
+    runner = accumulating_runner(make_runner, tmp_path, tiny_cfg,
+                                 dict(PER_ITER, every_micro_batch=True))
+    calls = record_updates(runner)
+    runner.train()
+    # 4 updates on the ramp over 4 iterations: 0.99 - 0.09 (1 + cos) / 2
+    assert [i for i, _ in calls] == [0, 1, 2, 3]
+    assert [m for _, m in calls] == pytest.approx(
+        [0.9, 0.99 - 0.09 * 0.75, 0.99 - 0.09 * 0.25, 0.99])
+
+
+def test_per_epoch_update_is_unchanged_by_accumulation(
+        make_runner, tmp_path, tiny_cfg):
+    runner = accumulating_runner(make_runner, tmp_path, tiny_cfg,
+                                 dict(type='SdAETeacherEMAHook'))
+    calls = record_updates(runner)
+    runner.train()
+    # one update at the end of each epoch (runner.iter counts it done)
+    assert calls == [(2, pytest.approx(0.96)), (4, pytest.approx(0.99))]

@@ -5,12 +5,18 @@ Eq. 2) for every :class:`EMATeacherSelfSupervisor`; the momentum follows a
 cosine ramp, one value per epoch (SdAE, supplementary Sec. 1) or per
 iteration (RC-MAE's released schedule). :class:`SdAETeacherEMAHook` is the
 same hook with SdAE's defaults.
+
+Under gradient accumulation (``optim_wrapper.accumulative_counts``) the
+per-iteration update runs only on the iterations where the optimizer steps,
+and a per-iteration ramp counts optimizer steps: both equations update the
+teacher after a gradient step of the student.
 """
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
 
@@ -35,6 +41,31 @@ def cosine_momentum(epoch: int, max_epochs: int, start: float,
     return end - (end - start) * (1 + math.cos(math.pi * progress)) / 2
 
 
+def accumulation(runner) -> Tuple[int, bool]:
+    """``(accumulative_counts, stepped)`` of the runner's optimizer wrapper:
+    micro-batches per optimizer step, and whether the iteration that just
+    ran (``after_train_iter``) stepped the optimizer.
+
+    MMEngine 0.10.7's ``OptimWrapper`` has no public accessor for
+    ``accumulative_counts``; ``_accumulative_counts`` is read here only.
+    ``should_update()`` after ``update_params`` is the decision that
+    ``update_params`` took (its counter already counts this micro-batch;
+    the last, shorter group of a run also steps).
+    """
+    wrappers = runner.optim_wrapper
+    wrappers = list(wrappers.values()) if isinstance(
+        wrappers, OptimWrapperDict) else [wrappers]
+    counts = {int(getattr(w, '_accumulative_counts', 1)) for w in wrappers}
+    if len(counts) != 1:
+        raise ValueError(
+            f'the optimizer wrappers accumulate {sorted(counts)} micro-batches'
+            ': the EMA teacher follows one optimizer step, give every '
+            'wrapper the same accumulative_counts.')
+    stepped = all(w.should_update() for w in wrappers
+                  if hasattr(w, 'should_update'))
+    return counts.pop(), stepped
+
+
 @HOOKS.register_module()
 class TeacherEMAHook(Hook):
     """Update an EMA teacher (SdAE Eq. 7, RC-MAE Eq. 2) on a cosine ramp.
@@ -45,6 +76,16 @@ class TeacherEMAHook(Hook):
     still with the epoch's eta, as the released code does). RC-MAE updates
     after every iteration (Eq. 2) with a per-iteration ramp
     (``schedule='iter'``; 0.996 -> 1 in its released code).
+
+    With gradient accumulation (``accumulative_counts=k``) an ``'iter'``
+    update runs after the iterations that step the optimizer only (every
+    k-th; SdAE Eq. 7 and RC-MAE Eq. 2 follow a gradient step), ``interval``
+    counts optimizer steps, and the ``'iter'`` ramp runs over the
+    ``ceil(max_iters / k)`` optimizer steps: step ``s`` (0-based) gets
+    ``cosine_momentum(s, ceil(max_iters / k), ...)``. ``every_micro_batch``
+    restores the update after every micro-batch (a training loop that
+    calls the EMA after every loader batch, as RC-MAE's, built on MAE's
+    ``accum_iter`` loop, does), with the ramp over iterations. Without accumulation both are the same.
 
     The last eta and the cadence are saved in the checkpoint and restored on
     resume; the teacher weights and the number of updates
@@ -67,7 +108,8 @@ class TeacherEMAHook(Hook):
                  end_momentum: float,
                  update_interval: str = 'iter',
                  interval: int = 1,
-                 schedule: str = 'iter') -> None:
+                 schedule: str = 'iter',
+                 every_micro_batch: bool = False) -> None:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f'momentum={momentum} must lie in [0, 1) '
                              '(SdAE: 0.96, RC-MAE: 0.996).')
@@ -87,6 +129,7 @@ class TeacherEMAHook(Hook):
         self.update_interval = update_interval
         self.interval = interval
         self.schedule = schedule
+        self.every_micro_batch = bool(every_micro_batch)
         self.last_momentum: Optional[float] = None
 
     def momentum_at(self, step: int, max_steps: int) -> float:
@@ -117,19 +160,30 @@ class TeacherEMAHook(Hook):
                 "train_cfg=dict(type='ResumableEpochBasedTrainLoop', "
                 "max_epochs=...) or schedule='iter', update_interval='iter'.")
 
+    def _micro_batches(self, runner) -> int:
+        """Iterations per step of the ramp and of ``interval``."""
+        return 1 if self.every_micro_batch else accumulation(runner)[0]
+
     def _update(self, runner) -> None:
         if self.schedule == 'epoch':
             eta = self.momentum_at(runner.epoch, runner.max_epochs)
-        else:
-            eta = self.momentum_at(runner.iter, runner.max_iters)
+        else:  # optimizer steps (iterations without accumulation)
+            k = self._micro_batches(runner)
+            eta = self.momentum_at(runner.iter // k, -(-runner.max_iters // k))
         self._algorithm(runner).momentum_update(eta)
         self.last_momentum = eta
         runner.message_hub.update_scalar('train/teacher_momentum', eta)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        if self.update_interval == 'iter' and self.every_n_train_iters(
-                runner, self.interval):
+        if self.update_interval != 'iter':
+            return
+        if self.every_micro_batch:
+            step, stepped = runner.iter, True
+        else:
+            k, stepped = accumulation(runner)
+            step = runner.iter // k  # 0-based optimizer step
+        if stepped and (step + 1) % self.interval == 0:
             self._update(runner)
 
     def after_train_epoch(self, runner) -> None:
@@ -142,7 +196,8 @@ class TeacherEMAHook(Hook):
             last_momentum=self.last_momentum,
             update_interval=self.update_interval,
             interval=self.interval,
-            schedule=self.schedule)
+            schedule=self.schedule,
+            every_micro_batch=self.every_micro_batch)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = (checkpoint.get('meta') or {}).get(CHECKPOINT_KEY)
@@ -150,14 +205,17 @@ class TeacherEMAHook(Hook):
             return
         self.last_momentum = state['last_momentum']
         saved = (state['update_interval'], state['interval'],
-                 state.get('schedule', 'epoch'))
-        if saved != (self.update_interval, self.interval, self.schedule):
+                 state.get('schedule', 'epoch'),
+                 state.get('every_micro_batch', False))
+        if saved != (self.update_interval, self.interval, self.schedule,
+                     self.every_micro_batch):
             runner.logger.warning(
                 f'the checkpoint was trained with teacher updates every '
-                f'{saved[1]} {saved[0]}(s) and one momentum per {saved[2]}, '
-                f'this run updates every {self.interval} '
-                f'{self.update_interval}(s) with one momentum per '
-                f'{self.schedule}.')
+                f'{saved[1]} {saved[0]}(s) (every_micro_batch={saved[3]}) '
+                f'and one momentum per {saved[2]}, this run updates every '
+                f'{self.interval} {self.update_interval}(s) '
+                f'(every_micro_batch={self.every_micro_batch}) with one '
+                f'momentum per {self.schedule}.')
 
 
 @HOOKS.register_module()
@@ -170,6 +228,7 @@ class SdAETeacherEMAHook(TeacherEMAHook):
                  end_momentum: float = 0.99,
                  update_interval: str = 'epoch',
                  interval: int = 1,
-                 schedule: str = 'epoch') -> None:
+                 schedule: str = 'epoch',
+                 every_micro_batch: bool = False) -> None:
         super().__init__(momentum, end_momentum, update_interval, interval,
-                         schedule)
+                         schedule, every_micro_batch)
