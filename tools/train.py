@@ -65,7 +65,8 @@ def parse_args():
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
-        help='scale the learning rate by the actual batch size over '
+        help='scale the learning rate by the effective batch size '
+        '(processes x batch x optim_wrapper.accumulative_counts) over '
         '`auto_scale_lr.base_batch_size` of the config')
     parser.add_argument(
         '--no-validate',
@@ -155,6 +156,17 @@ def merge_args(cfg, args):
             fail('--auto-scale-lr needs `auto_scale_lr = dict('
                  'base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
+        # MMEngine scales by processes x batch; an optimizer step averages
+        # accumulative_counts micro-batches, so the batch the learning rate
+        # sees is that many times larger: shrink the base to match
+        accum = (cfg.get('optim_wrapper') or {}).get('accumulative_counts', 1)
+        if accum != 1:
+            cfg.auto_scale_lr.base_batch_size /= accum
+            print(f'--auto-scale-lr: {accum} accumulated micro-batches per '
+                  'optimizer step, the effective batch is processes x batch '
+                  f'x {accum} (base_batch_size '
+                  f'{cfg.auto_scale_lr.base_batch_size * accum:g} / {accum} '
+                  'in the log line of MMEngine)', file=sys.stderr)
     return cfg
 
 
