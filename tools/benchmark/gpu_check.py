@@ -249,6 +249,17 @@ def _run_jobs(jobs, python, clock, in_one_process):
     return rows
 
 
+def _knn_monitor_off(config):
+    """Options that keep a config's kNN monitor (the CPU demos') from
+    evaluating: it is not part of a training step."""
+    from mmengine.config import Config
+    hooks = Config.fromfile(osp.join(ROOT, config)).get('custom_hooks') or []
+    return {f'custom_hooks.{i}.{flag}': False
+            for i, hook in enumerate(hooks)
+            if str(hook.get('type', '')).endswith('KNNMonitorHook')
+            for flag in ('at_start', 'at_end')}
+
+
 def run_train(plan, out_dir, python, clock, teacher_options):
     """``tools/train.py --amp`` of each pre-training config."""
     jobs = []
@@ -271,6 +282,7 @@ def run_train(plan, out_dir, python, clock, teacher_options):
             options['train_dataloader.persistent_workers'] = False
         for key, value in teacher_options.get(config, {}).items():
             options[f'model.{key}.checkpoint'] = value['checkpoint']
+        options.update(_knn_monitor_off(config))
         row = dict(label=label, config=config, iters=plan['train_iters'],
                    batch_size=plan['batch'])
         jobs.append((row, config, osp.join(out_dir, 'train',
