@@ -31,7 +31,9 @@ def test_dry_run_writes_every_row_and_evaluates_the_targets(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1',
                MKL_NUM_THREADS='1')
     env.pop('WHEELS', None)
-    proc = subprocess.run(['bash', SCRIPT, str(out), '--dry-run'],
+    scratch = tmp_path / 'scratch'
+    proc = subprocess.run(['bash', SCRIPT, str(out), '--dry-run',
+                           '--scratch', str(scratch)],
                           cwd=str(tmp_path), env=env, capture_output=True,
                           text=True, timeout=600)
     log = proc.stdout + proc.stderr
@@ -40,6 +42,10 @@ def test_dry_run_writes_every_row_and_evaluates_the_targets(tmp_path):
     table = (out / 'gpu_check.md').read_text()
     assert report['dry_run'] and report['errors'] == [], report['errors']
     assert report['environment']['amp_dtype'] == 'bfloat16'
+    # only the small results in OUT_DIR; teacher files and runs in scratch
+    assert sorted(p.name for p in out.iterdir()) == [
+        'gpu_check.json', 'gpu_check.md', 'speed.json', 'speed_compiled.json']
+    assert list((scratch / 'teachers').glob('*.random.pth'))
 
     # 1. speed: MAE, SdAE with each teacher input, RC-MAE, G2SD, Hybrid
     rows = report['speed']['results']

@@ -18,7 +18,9 @@
 4. The targets, met or missed: SdAE t = 3 / MAE step time and memory,
    teacher time share <= FLOP share, MAE MFU, data time share.
 
-Writes ``OUT_DIR/gpu_check.json`` and ``OUT_DIR/gpu_check.md``. Sections
+Writes ``OUT_DIR/gpu_check.json`` and ``OUT_DIR/gpu_check.md`` (and the
+speed sections' JSON); teacher files, data, work dirs and logs go to
+``--scratch`` (default: a new temp folder), so OUT_DIR stays small. Sections
 run in order of importance and stop starting once ``--budget-s`` is spent
 (what was skipped is recorded). ``--dry-run`` runs the same sections on the
 CPU with the tiny demo configs (64 px, batch 2, 2 iterations), as the CI
@@ -32,6 +34,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -107,6 +110,9 @@ def parse_args(argv=None):
                         '(default 450 on the GPU, 600 dry)')
     parser.add_argument('--python', default=sys.executable,
                         help='interpreter for the tools/train.py runs')
+    parser.add_argument('--scratch',
+                        help='folder for teacher files, data and work dirs '
+                        '(default: a new folder under the temp dir)')
     return parser.parse_args(argv)
 
 
@@ -128,7 +134,7 @@ def _pretrain_speed():
     return pretrain_speed
 
 
-def run_speed(plan, out_dir, peak_tflops, compile_blocks):
+def run_speed(plan, out_dir, scratch, peak_tflops, compile_blocks):
     """One pretrain_speed.py run over the plan's pre-training configs."""
     import torch
     name = 'speed_compiled' if compile_blocks else 'speed'
@@ -139,7 +145,7 @@ def run_speed(plan, out_dir, peak_tflops, compile_blocks):
         '--iters', str(plan['iters']),
         '--teacher-inputs', *(('fold=3', ) if compile_blocks else
                               TEACHER_INPUTS),
-        '--random-teachers', osp.join(out_dir, 'teachers'),
+        '--random-teachers', osp.join(scratch, 'teachers'),
         '--peak-tflops', str(peak_tflops),
         '--max-time-ratio', str(TARGETS['max_time_ratio']),
         '--max-mem-ratio', str(TARGETS['max_mem_ratio']),
@@ -260,7 +266,7 @@ def _knn_monitor_off(config):
             for flag in ('at_start', 'at_end')}
 
 
-def run_train(plan, out_dir, python, clock, teacher_options):
+def run_train(plan, scratch, python, clock, teacher_options):
     """``tools/train.py --amp`` of each pre-training config."""
     jobs = []
     n = plan['batch'] * plan['train_iters']
@@ -285,7 +291,7 @@ def run_train(plan, out_dir, python, clock, teacher_options):
         options.update(_knn_monitor_off(config))
         row = dict(label=label, config=config, iters=plan['train_iters'],
                    batch_size=plan['batch'])
-        jobs.append((row, config, osp.join(out_dir, 'train',
+        jobs.append((row, config, osp.join(scratch, 'train',
                                            label.replace(' ', '_')), options))
     rows = _run_jobs(jobs, python, clock, plan['in_one_process'])
     for row, (_, _, work_dir, _) in zip(rows, jobs):
@@ -306,13 +312,13 @@ def run_train(plan, out_dir, python, clock, teacher_options):
     return rows
 
 
-def run_downstream(plan, out_dir, python, clock):
+def run_downstream(plan, scratch, python, clock):
     """The tiny classification configs for one epoch, random init."""
     from mmengine.config import Config
 
     from mmsdae.analysis import benchmark as bench
     from mmsdae.datasets.tiny_downstream import make_tiny_imagenet
-    imagenet = osp.join(out_dir, 'data', 'imagenet')
+    imagenet = osp.join(scratch, 'data', 'imagenet')
     make_tiny_imagenet(imagenet, image_size=plan['downstream_imgs'])
     jobs = []
     for label, config in DOWNSTREAM:
@@ -328,11 +334,11 @@ def run_downstream(plan, out_dir, python, clock):
         }
         teachers = bench.write_random_teachers(
             Config.fromfile(osp.join(ROOT, config)),
-            osp.join(out_dir, 'teachers'))
+            osp.join(scratch, 'teachers'))
         for key, value in teachers.items():
             options[f'model.{key}.checkpoint'] = value['checkpoint']
         jobs.append((dict(label=label, config=config), config,
-                     osp.join(out_dir, 'downstream', label.replace(' ', '_')),
+                     osp.join(scratch, 'downstream', label.replace(' ', '_')),
                      options))
     rows = _run_jobs(jobs, python, clock, plan['in_one_process'])
     for row, (_, _, work_dir, _) in zip(rows, jobs):
@@ -442,6 +448,10 @@ def main(argv=None):
     plan = DRY if args.dry_run else FULL
     out_dir = osp.abspath(args.out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    # teacher files (~1 GB for ViT-B), data and work dirs stay out of
+    # OUT_DIR, which holds only the small results
+    scratch = osp.abspath(args.scratch) if args.scratch else \
+        tempfile.mkdtemp(prefix='gpu_check_')
     os.chdir(ROOT)  # the configs' relative paths
     import torch
 
@@ -459,17 +469,19 @@ def main(argv=None):
                          if plan['device'] == 'cuda' else 'cpu'),
             cpu_count=os.cpu_count(), amp_dtype=bench.resolve_amp_dtype(
                 None), peak_tflops=args.peak_tflops, python=sys.version),
-        targets_set=TARGETS, not_run=NOT_RUN, errors=[])
-    teacher_dir = osp.join(out_dir, 'teachers')
+        targets_set=TARGETS, not_run=NOT_RUN, errors=[], scratch=scratch)
+    teacher_dir = osp.join(scratch, 'teachers')
     teacher_options = {}
     sections = [
-        ('speed', lambda: run_speed(plan, out_dir, args.peak_tflops, False)),
-        ('train', lambda: run_train(plan, out_dir, args.python, clock,
+        ('speed', lambda: run_speed(plan, out_dir, scratch, args.peak_tflops,
+                                    False)),
+        ('train', lambda: run_train(plan, scratch, args.python, clock,
                                     teacher_options)),
-        ('downstream', lambda: run_downstream(plan, out_dir, args.python,
+        ('downstream', lambda: run_downstream(plan, scratch, args.python,
                                               clock)),
         ('speed_compiled', lambda: run_speed(
-            plan, out_dir, args.peak_tflops, plan['compile_blocks'])),
+            plan, out_dir, scratch, args.peak_tflops,
+            plan['compile_blocks'])),
     ]
     for name, run in sections:
         if name == 'train':
