@@ -247,3 +247,19 @@ def test_check_targets_met_and_missed():
     rows[2]['step_time_s'] = 1.2  # masked now cheaper than 3 folds
     checks = {name: met for name, met, _ in bench.check_targets(rows)}
     assert not checks['teacher inputs order as SdAE Table 1']
+
+
+def test_mfu_target_and_column():
+    """MFU = achieved FLOP/s over the peak; the MAE row's is checked
+    against ``min_mfu`` (issue 16: >= 35 % of the bf16 dense peak)."""
+    rows = [_row('mae', 'MAE', 1.0, 100, 10)]
+    rows[0].update(achieved_flops_per_s=400e12, mfu=400e12 / 989e12)
+    checks = {name: (met, detail)
+              for name, met, detail in bench.check_targets(rows)}
+    met, detail = checks['MAE MFU >= 35 % of the peak']
+    assert met and detail.startswith('40.4 %')
+    rows[0]['mfu'] = 0.3
+    assert not dict((n, m) for n, m, _ in bench.check_targets(rows))[
+        'MAE MFU >= 35 % of the peak']
+    rows[0]['mfu'] = None  # no peak given: not checked
+    assert not any('MFU' in n for n, _, _ in bench.check_targets(rows))

@@ -2,7 +2,7 @@
 # One-call GPU check of every method (issue 16): see the docstring of
 # tools/benchmark/gpu_check.py for what it runs and writes.
 #
-#   bash tools/benchmark/gpu_check.sh OUT_DIR [--dry-run] [--budget-s S]
+#   bash tools/benchmark/gpu_check.sh OUT_DIR [--dry-run] [--budget-s S] [--scratch DIR]
 #
 # --dry-run: the same sections on the CPU with the tiny demo configs
 # (tests/test_tools/test_gpu_check.py runs it in CI).
@@ -11,7 +11,7 @@
 # (the lent H200: python3.12, torch 2.11, nothing to download), prepare a
 # wheel folder here first and carry it with the call:
 #   bash tools/benchmark/prepare_wheels.sh .whl      # here, with network
-#   WHEELS=.whl bash tools/benchmark/gpu_check.sh /tmp/gpu_check   # there
+#   WHEELS=.whl bash tools/benchmark/gpu_check.sh "$OUT"           # there
 # WHEELS installs every wheel of that folder into $SITE (default
 # /tmp/mmsdae_site, no dependencies, no index) and puts it and the checkout
 # on PYTHONPATH. PYTHON picks the interpreter (default: .venv/bin/python
