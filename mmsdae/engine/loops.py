@@ -22,7 +22,7 @@ Python's ``random``, numpy's global generator and torch (CPU and every CUDA
 device) before each iteration's batch is fetched, from
 ``(runner.seed, iteration)``, and before each epoch from
 ``(runner.seed, epoch)``. The state that drives an iteration (masking,
-TeacherInput's folds, drop path, main-process augmentation) is then a
+TeacherInput's folds, drop path; augmentations: see below) is then a
 function of what every checkpoint already holds: the seed (``meta.seed``)
 and the iteration count (``meta.iter``). This restores every rank exactly in
 distributed runs without gathering states (``Runner.save_checkpoint`` runs
@@ -36,14 +36,18 @@ decoded), keeps the batch indices the hooks see (``batch_idx`` continues at
 ``k``) and restores the sampler's shuffle seed. Samplers behind a
 non-standard batch sampler are skipped by fetching and dropping batches.
 
-Limit: augmentations drawn in DataLoader worker processes
-(``num_workers > 0``) use the workers' own generators, which MMEngine seeds
-from ``(seed, rank, worker id)`` when a worker starts, the same in every
-epoch. Those draws are not reproduced after a resume (for the rest of the
-interrupted epoch; with ``persistent_workers=True`` for all later epochs).
-Data order, masks, drop path and the EMA teacher are; with
-``num_workers=0`` everything is.
+Augmentations. The loop wraps its training dataset (given as a config)
+in :class:`~mmsdae.datasets.PerSampleSeededDataset`, which prepares sample
+``i`` of epoch ``e`` with generators seeded from ``(runner.seed, e, i)``
+and puts the process's generators back afterwards: the augmentation no
+longer depends on which DataLoader worker draws it (MMEngine seeds each
+worker once, from ``(seed, rank, worker id)``), so a resumed run with any
+number of workers, persistent or not, repeats the uninterrupted one, and a
+run with workers draws what a run without them draws
+(``per_sample_seed=False`` turns this off; a dataloader given as a built
+``DataLoader`` is not wrapped).
 """
+import copy
 import itertools
 import logging
 import random
@@ -55,6 +59,8 @@ from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import LOOPS
 from torch.utils.data import BatchSampler
+
+from ..datasets.seeded import PerSampleSeededDataset
 
 INFO_KEY = 'exact_resume'  # message hub runtime info, saved in checkpoints
 _EPOCH_STREAM, _ITER_STREAM = 0, 1
@@ -94,14 +100,25 @@ class _SkipFirst(torch.utils.data.Sampler):
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     """``EpochBasedTrainLoop`` that resumes exactly, also mid-epoch.
 
-    Same arguments as MMEngine's ``EpochBasedTrainLoop``; see the module
-    docstring for what is reseeded and saved. Use it as
+    Same arguments as MMEngine's ``EpochBasedTrainLoop``, and
+    ``per_sample_seed`` (default True: seed each sample's augmentation from
+    ``(seed, epoch, index)``); see the module docstring for what is
+    reseeded and saved. Use it as
     ``train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=...)``
     (every pre-training config of this package does).
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, runner, dataloader, *args,
+                 per_sample_seed: bool = True, **kwargs) -> None:
+        if per_sample_seed and isinstance(dataloader, dict) and not (
+                isinstance(dataloader.get('dataset'), dict)
+                and dataloader['dataset'].get('type') in (
+                    'PerSampleSeededDataset', PerSampleSeededDataset)):
+            dataloader = copy.copy(dataloader)
+            dataloader['dataset'] = dict(
+                type=PerSampleSeededDataset, dataset=dataloader['dataset'],
+                seed=runner.seed)
+        super().__init__(runner, dataloader, *args, **kwargs)
         self._skip = 0  # batches of the current epoch trained before a stop
 
     # ------------------------------------------------------------ helpers
@@ -185,6 +202,10 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         """One epoch (its rest after a mid-epoch resume), each batch fetched
         after reseeding from the iteration number."""
         skip, self._skip = self._skip, 0
+        dataset = self.dataloader.dataset
+        if isinstance(dataset, PerSampleSeededDataset):
+            # before the workers are asked for the epoch's first batch
+            dataset.set_position(self.runner.seed, self._epoch)
         self._reseed(_EPOCH_STREAM, self._epoch)
         self._save_position(self._epoch, self._iter - skip)
         self.runner.call_hook('before_train_epoch')

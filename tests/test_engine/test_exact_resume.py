@@ -11,6 +11,7 @@ import torch
 from conftest import TINY_RCMAE
 from mmengine.hooks import Hook
 
+from mmsdae.datasets.seeded import PerSampleSeededDataset
 from mmsdae.engine import ResumableEpochBasedTrainLoop, loops
 
 # 12 images, batch 4: 3 iterations per epoch, 3 epochs
@@ -20,13 +21,6 @@ PIPELINE = [  # random crops and flips: numpy / random draws per image
     dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
          backend='pillow'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs'),
-]
-# DataLoader workers draw augmentations from their own generators, which a
-# resume does not restore (see mmsdae/engine/loops.py): no random transform
-DETERMINISTIC_PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CenterCrop', crop_size=32),
     dict(type='PackInputs'),
 ]
 PER_EPOCH_EMA = dict(type='SdAETeacherEMAHook')  # 0.96 -> 0.99, per epoch
@@ -55,6 +49,8 @@ class Recorder(Hook):
         model.momentum_update = lambda m: (self.momenta.append(
             (runner.iter, m)), original(m))[-1]
         dataset = runner.train_dataloader.dataset
+        if isinstance(dataset, PerSampleSeededDataset):  # the loop's wrapper
+            dataset = dataset.dataset
         prepare = dataset.prepare_data
 
         def counted(idx):
@@ -90,7 +86,8 @@ class Stop(Hook):
 
 
 def run(make_runner, work_dir, model, ema, stop=None, resume=False,
-        by_epoch=False, loop='ResumableEpochBasedTrainLoop', workers=0):
+        by_epoch=False, loop='ResumableEpochBasedTrainLoop', workers=0,
+        **loop_args):
     hooks = [ema, Recorder()] + ([stop] if stop else [])
     runner = make_runner(
         work_dir, model, EPOCHS, hooks, num_images=NUM_IMAGES, batch=BATCH,
@@ -102,9 +99,8 @@ def run(make_runner, work_dir, model, ema, stop=None, resume=False,
             collate_fn=dict(type='default_collate'),
             dataset=dict(type='ProceduralShapesDataset',
                          num_images=NUM_IMAGES, image_size=40,
-                         pipeline=DETERMINISTIC_PIPELINE
-                         if workers else PIPELINE)),
-        train_cfg=dict(type=loop, max_epochs=EPOCHS),
+                         pipeline=PIPELINE)),
+        train_cfg=dict(type=loop, max_epochs=EPOCHS, **loop_args),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1),
             checkpoint=dict(type='AtomicCheckpointHook', by_epoch=by_epoch,
@@ -155,9 +151,11 @@ CASES = {
     # a batch sampler the loop cannot cut: it loads and drops the batches
     'sdae_mid_epoch_load_and_drop': ('sdae', PER_EPOCH_EMA, dict(iteration=5),
                                      False),
-    # 2 persistent DataLoader workers (no random transform)
+    # 2 persistent DataLoader workers drawing random crops and flips
     'sdae_mid_epoch_workers': ('sdae', PER_EPOCH_EMA, dict(iteration=4),
                                False),
+    'rcmae_mid_epoch_workers': ('rcmae', PER_ITER_EMA, dict(iteration=5),
+                                False),
 }
 
 
@@ -198,6 +196,24 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(
     skipped = k % (NUM_IMAGES // BATCH) if case.endswith('drop') else 0
     assert after.loaded == (0 if workers else
                             (len(after.images) + skipped) * BATCH)
+
+
+@pytest.mark.slow
+def test_workers_draw_the_augmentations_the_main_process_draws(
+        make_runner, tiny_cfg, references, tmp_path):
+    """Each sample's crop and flip are a function of (seed, epoch, index):
+    2 workers train exactly as the main process alone; without the
+    per-sample seeds (MMEngine's per-worker seeds) they do not."""
+    key = f'sdae_{PER_EPOCH_EMA["type"]}'
+    state_0, ref_0 = references(make_runner, key, tiny_cfg, PER_EPOCH_EMA, 0)
+    state_2, ref_2 = references(make_runner, key, tiny_cfg, PER_EPOCH_EMA, 2)
+    assert ref_2.images == ref_0.images and ref_2.losses == ref_0.losses
+    assert all(torch.equal(state_2[k], v) for k, v in state_0.items())
+
+    runner, plain = run(make_runner, tmp_path, tiny_cfg, PER_EPOCH_EMA,
+                        workers=2, per_sample_seed=False)
+    assert plain.images == ref_0.images  # same order, other crops
+    assert plain.losses != ref_0.losses
 
 
 @pytest.mark.slow
