@@ -17,13 +17,14 @@ optim_wrapper = dict(
     constructor='TrainableOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=8e-4, betas=(0.9, 0.95), weight_decay=0.05),
+    # the released code's rule (MAE's add_weight_decay): no decay for
+    # 1-d weights and biases; cls_token and mask_token are decayed
+    # (configs/sdae/README.md); the position embeddings are fixed sin-cos
     paramwise_cfg=dict(
         custom_keys={
             'ln': dict(decay_mult=0.0),
             'bias': dict(decay_mult=0.0),
             'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.)
         }))
 
 param_scheduler = [
