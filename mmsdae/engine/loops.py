@@ -37,7 +37,7 @@ decoded), keeps the batch indices the hooks see (``batch_idx`` continues at
 non-standard batch sampler are skipped by fetching and dropping batches.
 
 Augmentations. The loop wraps its training dataset (given as a config)
-in :class:`~mmsdae.datasets.PerSampleSeededDataset`, which prepares sample
+in :class:`~mmsdae.datasets.seeded.PerSampleSeededDataset`, which prepares sample
 ``i`` of epoch ``e`` with generators seeded from ``(runner.seed, e, i)``
 and puts the process's generators back afterwards: the augmentation no
 longer depends on which DataLoader worker draws it (MMEngine seeds each
@@ -110,9 +110,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
 
     def __init__(self, runner, dataloader, *args,
                  per_sample_seed: bool = True, **kwargs) -> None:
-        if per_sample_seed and isinstance(dataloader, dict) and not (
-                isinstance(dataloader.get('dataset'), dict)
-                and dataloader['dataset'].get('type') in (
+        dataset = dataloader.get('dataset') if isinstance(
+            dataloader, dict) else None
+        if per_sample_seed and dataset is not None and not (
+                isinstance(dataset, PerSampleSeededDataset)
+                or isinstance(dataset, dict) and dataset.get('type') in (
                     'PerSampleSeededDataset', PerSampleSeededDataset)):
             dataloader = copy.copy(dataloader)
             dataloader['dataset'] = dict(
