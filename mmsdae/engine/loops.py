@@ -36,9 +36,9 @@ decoded), keeps the batch indices the hooks see (``batch_idx`` continues at
 ``k``) and restores the sampler's shuffle seed. Samplers behind a
 non-standard batch sampler are skipped by fetching and dropping batches.
 
-Augmentations. The loop wraps its training dataset (given as a config)
-in :class:`~mmsdae.datasets.seeded.PerSampleSeededDataset`, which prepares sample
-``i`` of epoch ``e`` with generators seeded from ``(runner.seed, e, i)``
+Augmentations. The loop wraps its training dataset (given as a config) in
+:class:`~mmsdae.datasets.seeded.PerSampleSeededDataset`, which prepares
+sample ``i`` of epoch ``e`` with generators seeded from ``(runner.seed, e, i)``
 and puts the process's generators back afterwards: the augmentation no
 longer depends on which DataLoader worker draws it (MMEngine seeds each
 worker once, from ``(seed, rank, worker id)``), so a resumed run with any
@@ -46,6 +46,13 @@ number of workers, persistent or not, repeats the uninterrupted one, and a
 run with workers draws what a run without them draws
 (``per_sample_seed=False`` turns this off; a dataloader given as a built
 ``DataLoader`` is not wrapped).
+
+Gradient accumulation. A checkpoint saved ``r`` micro-batches into a group
+of ``optim_wrapper.accumulative_counts`` holds no gradients (MMEngine warns
+that they are lost). The optimizer has not stepped since the group began,
+so the loop recomputes them: it runs ``train_step`` on those ``r`` batches
+again, with the same random state, without hooks. A group that began in
+the previous epoch is not recomputed (a warning says so).
 """
 import copy
 import itertools
@@ -61,6 +68,7 @@ from mmpretrain.registry import LOOPS
 from torch.utils.data import BatchSampler
 
 from ..datasets.seeded import PerSampleSeededDataset
+from .hooks.teacher_ema_hook import accumulation
 
 INFO_KEY = 'exact_resume'  # message hub runtime info, saved in checkpoints
 _EPOCH_STREAM, _ITER_STREAM = 0, 1
@@ -187,6 +195,32 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
                 f'this run drew {sampler.seed}).', logger='current')
             sampler.seed = seed
 
+    def _partial_group(self, skip: int) -> int:
+        """Micro-batches of an unfinished gradient-accumulation group that a
+        resumed run must recompute (their gradients are not in the
+        checkpoint), after setting the optimizer wrapper's count to the
+        group's start; 0 when the stop fell between optimizer steps."""
+        k = accumulation(self.runner)[0]
+        done = self._iter % k
+        if skip == 0 or done == 0:
+            return 0
+        if done > skip:
+            print_log(
+                f'resuming at iteration {self._iter}, {done} micro-batches '
+                f'into a group of {k} accumulated ones that began in the '
+                'previous epoch: their gradients are lost, so the run does '
+                'not repeat the uninterrupted one. Save checkpoints at '
+                'multiples of optim_wrapper.accumulative_counts.',
+                logger='current', level=logging.WARNING)
+            return 0
+        print_log(
+            f'resuming {done} micro-batches into a group of {k} accumulated '
+            'ones: recomputing their gradients (the weights have not changed '
+            'since the group began).', logger='current')
+        self.runner.optim_wrapper.initialize_count_status(
+            self.runner.model, self._iter - done, self._max_iters)
+        return done
+
     # --------------------------------------------------------------- loop
     def run(self) -> torch.nn.Module:
         """Find where a resumed run stopped, then train as usual."""
@@ -213,18 +247,21 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
 
+        replay = self._partial_group(skip)
         batch_sampler = getattr(self.dataloader, 'batch_sampler', None)
         by_index = skip > 0 and type(batch_sampler) is BatchSampler
         if by_index:  # drop the indices, so nothing is loaded
             original = batch_sampler.sampler
             batch_sampler.sampler = _SkipFirst(
-                original, skip * batch_sampler.batch_size)
+                original, (skip - replay) * batch_sampler.batch_size)
         try:
             batches = iter(self.dataloader)
-            if not by_index:  # load and drop
-                for i in range(skip):
-                    self._reseed(_ITER_STREAM, self._iter - skip + i)
-                    next(batches)
+            for i in range(skip - replay if by_index else 0, skip):
+                self._reseed(_ITER_STREAM, self._iter - skip + i)
+                data_batch = next(batches)  # load and drop, or replay
+                if i >= skip - replay:
+                    self.runner.model.train_step(
+                        data_batch, optim_wrapper=self.runner.optim_wrapper)
             for idx in itertools.count(skip):
                 self._reseed(_ITER_STREAM, self._iter)
                 try:

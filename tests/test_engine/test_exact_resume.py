@@ -87,7 +87,7 @@ class Stop(Hook):
 
 def run(make_runner, work_dir, model, ema, stop=None, resume=False,
         by_epoch=False, loop='ResumableEpochBasedTrainLoop', workers=0,
-        **loop_args):
+        accumulate=1, **loop_args):
     hooks = [ema, Recorder()] + ([stop] if stop else [])
     runner = make_runner(
         work_dir, model, EPOCHS, hooks, num_images=NUM_IMAGES, batch=BATCH,
@@ -106,6 +106,10 @@ def run(make_runner, work_dir, model, ema, stop=None, resume=False,
             checkpoint=dict(type='AtomicCheckpointHook', by_epoch=by_epoch,
                             interval=1)),
         randomness=dict(seed=0, diff_rank_seed=True),
+        optim_wrapper=dict(
+            constructor='TrainableOptimWrapperConstructor',
+            optimizer=dict(type='AdamW', lr=1e-3),
+            accumulative_counts=accumulate),
         resume=resume)
     if stop is None:
         runner.train()
@@ -128,12 +132,13 @@ def references(tmp_path_factory):
     """Uninterrupted runs, built once per model / EMA kind."""
     cache = {}
 
-    def get(make_runner, key, model, ema, workers):
-        key = f'{key}_{workers}'
+    def get(make_runner, key, model, ema, workers, accumulate=1):
+        key = f'{key}_{workers}_{accumulate}'
         if key not in cache:
             runner, record = run(make_runner,
                                  tmp_path_factory.mktemp(f'ref_{key}'),
-                                 model, ema, workers=workers)
+                                 model, ema, workers=workers,
+                                 accumulate=accumulate)
             cache[key] = (teacher_state(runner), record)
         return cache[key]
 
@@ -156,6 +161,11 @@ CASES = {
                                False),
     'rcmae_mid_epoch_workers': ('rcmae', PER_ITER_EMA, dict(iteration=5),
                                 False),
+    # 2 accumulated micro-batches per step (iterations 0-1, 2-3, 4-5, ...):
+    # stopped after 5 of 9 (0-4), one micro-batch into the group 4-5 (in
+    # epoch 1, iterations 3-5), whose gradient the resume recomputes
+    'rcmae_mid_group_accumulate': ('rcmae', PER_ITER_EMA, dict(iteration=5),
+                                   False),
 }
 
 
@@ -168,16 +178,19 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(
         monkeypatch.setattr(loops, 'BatchSampler', type('Other', (), {}))
     model = tiny_cfg if name == 'sdae' else rcmae_model()
     workers = 2 if case.endswith('workers') else 0
+    accumulate = 2 if case.endswith('accumulate') else 1
     ref_state, ref = references(make_runner, f'{name}_{ema["type"]}', model,
-                                ema, workers)
+                                ema, workers, accumulate)
     assert len(ref.losses) == EPOCHS * NUM_IMAGES // BATCH
 
     first, before = run(make_runner, tmp_path, model, ema, Stop(**stop),
-                        by_epoch=by_epoch, workers=workers)
+                        by_epoch=by_epoch, workers=workers,
+                        accumulate=accumulate)
     k = len(before.losses)
     assert 0 < k < len(ref.losses)
     second, after = run(make_runner, tmp_path, model, ema, resume=True,
-                        by_epoch=by_epoch, workers=workers)
+                        by_epoch=by_epoch, workers=workers,
+                        accumulate=accumulate)
     assert isinstance(second.train_loop, ResumableEpochBasedTrainLoop)
 
     # the same images, in the same order, and no batch twice
@@ -193,7 +206,8 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(
     assert int(second.model.teacher_updates) == len(ref.momenta)
     # the batches trained before the stop are not loaded again, unless the
     # batch sampler cannot be cut (workers load in other processes)
-    skipped = k % (NUM_IMAGES // BATCH) if case.endswith('drop') else 0
+    skipped = k % (NUM_IMAGES // BATCH) if case.endswith('drop') else \
+        k % accumulate  # the replayed micro-batches
     assert after.loaded == (0 if workers else
                             (len(after.images) + skipped) * BATCH)
 
