@@ -85,7 +85,8 @@ class TeacherEMAHook(Hook):
     ``cosine_momentum(s, ceil(max_iters / k), ...)``. ``every_micro_batch``
     restores the update after every micro-batch (a training loop that
     calls the EMA after every loader batch, as RC-MAE's, built on MAE's
-    ``accum_iter`` loop, does), with the ramp over iterations. Without accumulation both are the same.
+    ``accum_iter`` loop, does), with the ramp over iterations. Without
+    accumulation both are the same.
 
     The last eta and the cadence are saved in the checkpoint and restored on
     resume; the teacher weights and the number of updates
