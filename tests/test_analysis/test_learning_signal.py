@@ -7,10 +7,13 @@ from broken_variants import BROKEN_VARIANTS
 
 from mmsdae.analysis import learning_signal as ls
 
-# Linear-probe points over the random encoder that each method must reach
-# in the guard. Measured (tools/benchmark/learning_signal.py --budget test,
-# README "Does pre-training learn?"): see MARGIN_NOTE.
-MARGIN = 6.0
+# Linear-probe points over the random encoder that a guarded method must
+# reach, and the broken variants must not. Measured at the test budget on
+# the 2-core CPU, seeds 0 / 1 (README, "Does pre-training learn?"): MAE
+# +6.2 / +6.8; MAE with the target on the visible patches +3.4 / +2.6;
+# SdAE with a never-updated teacher +1.0 / +0.6. Margins move by 0.6-0.8
+# points across seeds; 5 sits about two such spreads from both sides.
+MARGIN = 5.0
 
 
 def test_linear_probe_separates_separable_data_and_not_noise():
@@ -56,9 +59,9 @@ def test_build_config_trains_on_the_task(tmp_path):
 
 @pytest.mark.slow
 def test_every_method_learns_and_broken_variants_do_not(tmp_path):
-    """The guard: each self-supervised method beats the random encoder's
-    linear probe by MARGIN points; the broken variants (broken_variants.py)
-    stay below."""
+    """The guard: each guarded method beats the random encoder's linear
+    probe by MARGIN points; the broken variants (broken_variants.py) stay
+    below. About 2-3 minutes alone on the 2-core CPU."""
     results = ls.run(ls.GUARD_METHODS, ls.BUDGETS['test'],
                      work_dir=str(tmp_path), variants=BROKEN_VARIANTS,
                      log=lambda *a: None)
