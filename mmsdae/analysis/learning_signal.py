@@ -182,8 +182,8 @@ def build_config(config: str, budget: Budget, work_dir: str, seed: int = 0,
     if knn:
         hooks.append(
             dict(type='KNNMonitorHook', interval=budget.knn_interval,
-                 at_start=True, feature=FEATURES[0], train_dataset=task_dataset(
-                     budget.bank, BANK_SEED),
+                 at_start=True, feature=FEATURES[0],
+                 train_dataset=task_dataset(budget.bank, BANK_SEED),
                  val_dataset=task_dataset(budget.queries, QUERY_SEED),
                  max_images=None))
     cfg.custom_hooks = hooks

@@ -17,9 +17,10 @@ from typing import Tuple
 import numpy as np
 from mmpretrain.registry import DATASETS
 
-from .procedural import (CLUTTER_HALF_SIZE, PIXEL_NOISE_STD, SHAPE_TYPES, ProceduralShapesDataset,
-                         ShapesGenerator, blend, clip_span, hsv_colour,
-                         muted_colour, shape_mask, texture_field, uniform_noise)
+from .procedural import (CLUTTER_HALF_SIZE, PIXEL_NOISE_STD, SHAPE_TYPES,
+                         ProceduralShapesDataset, ShapesGenerator, blend,
+                         clip_span, hsv_colour, muted_colour, shape_mask,
+                         texture_field, uniform_noise)
 
 # Geometry of the class-defining shape, in fractions of the image size
 # (wider ranges than ShapesGenerator's, so position and scale carry no
@@ -48,7 +49,8 @@ class ShapeTaskGenerator(ShapesGenerator):
     types (the class shapes too) and textures, the foreground in two
     colours of any hue (solid or gradient fill), rotated, stretched (aspect
     0.6-1.6), scaled (half size 0.25-0.38 of the image) and centred anywhere
-    in the central 40 %, and pixel noise; nothing occludes it. Image ``index`` is a pure function of
+    in the central 40 %, and pixel noise; nothing occludes it. Image
+    ``index`` is a pure function of
     ``(seed, index, image_size, num_classes)``.
 
     Args:

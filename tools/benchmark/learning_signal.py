@@ -1,13 +1,15 @@
 """Does pre-training learn? Pre-train every method for the same budget on
 the procedural shape task and compare with a random encoder.
 
-    python tools/benchmark/learning_signal.py --out-dir docs/figures/learning_signal
+    python tools/benchmark/learning_signal.py \
+        --out-dir docs/figures/learning_signal
 
 writes ``learning_signal.json`` (table, kNN curves, margins over the random
 encoder, budget) and ``learning_signal.png`` (kNN top-1 versus iterations)
 and prints the table. ``--budget test`` is the short version of the slow
 regression test; ``--device cuda`` picks the ``gpu`` budget unless
-``--budget`` is given. What is measured: :mod:`mmsdae.analysis.learning_signal`.
+``--budget`` is given. What is measured:
+:mod:`mmsdae.analysis.learning_signal`.
 """
 import argparse
 import logging
