@@ -70,6 +70,6 @@ default_hooks = dict(
     nonfinite_loss=dict(type='NonFiniteLossHook', action='stop'),
     bad_images=dict(type='BadImageHook', max_skip_ratio=0.01))
 custom_hooks = [dict(type='TrainSummaryHook')]
-# --auto-scale-lr compares GPUs x train_dataloader.batch_size (MMEngine does
-# not count accumulation) with this: the lr above is for 8 x 128 x 2.
-auto_scale_lr = dict(base_batch_size=8 * 128)
+# --auto-scale-lr compares the effective batch, GPUs x batch_size x
+# accumulative_counts (tools/train.py), with this: the lr is for 8 x 128 x 2.
+auto_scale_lr = dict(base_batch_size=8 * 128 * 2)

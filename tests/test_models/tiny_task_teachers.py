@@ -48,16 +48,20 @@ def teacher_model_cfg(kind, cfg):
 
 
 def save_tiny_teacher(kind, cfg, path, seed=0):
-    """Build the teacher of ``cfg`` at random (every tensor perturbed, so
-    that norms are not 1 / 0 and a key left at its initial value shows),
+    """Build the teacher of ``cfg`` at random (every trainable tensor
+    perturbed, so that norms are not 1 / 0 and a key left at its initial
+    value shows),
     save it as an MMEngine checkpoint at ``path``; returns the model."""
     torch.manual_seed(seed)
     with DefaultScope.overwrite_default_scope(SCOPES[kind]):
         model = registry(kind).build(teacher_model_cfg(kind, cfg))
     model.init_weights()
+    # Frozen tensors (DenseViT's sin-cos table) keep their value, as in a
+    # trained teacher's file.
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     with torch.no_grad():
-        for value in model.state_dict().values():
-            if value.is_floating_point():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point() and name not in frozen:
                 value.add_(0.02 * torch.randn_like(value))
     model.eval()
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), str(path))

@@ -15,11 +15,11 @@
 # The paper's detector is ViTDet's (100 epochs, 1024 x 1024 large-scale
 # jitter, batch 64 = 8 GPUs x 8, lr 1e-4, drop path 0.1; layer decay 0.7
 # and weight decay 0.1 from the released ViTDet configs; warm-up 250
-# iterations and lr x0.1 at 88.9 % and 96.3 % of training as ViTDet). As
-# the other mmsdae detection configs, this one keeps the plain pre-trained
-# ViT (global attention, absolute positions) with blocks 3, 6, 9, 12
-# feeding a four-scale pyramid + FPN instead of ViTDet's windowed
-# attention and simple pyramid.
+# iterations and lr x0.1 at 88.9 % and 96.3 % of training as ViTDet). The
+# detector is that of the RC-MAE LSJ config it inherits (MIMDet's: 16 x 16
+# windows with global blocks 3, 6, 9, 12, shared relative position biases,
+# blocks 3, 6, 9, 12 into a four-scale pyramid + FPN) rather than
+# ViTDet's simple pyramid from the last block.
 # Paper (supplementary Table 3, ViTDet, G2SD-S 300e): 50.6 box AP / 44.8
 # mask AP (49.9 / 44.5 without specific distillation); ViT-S reaches
 # 98.1 % of its ViT-B teacher on detection (main paper).
