@@ -61,7 +61,7 @@ def test_build_config_trains_on_the_task(tmp_path):
 def test_every_method_learns_and_broken_variants_do_not(tmp_path):
     """The guard: each guarded method beats the random encoder's linear
     probe by MARGIN points; the broken variants (broken_variants.py) stay
-    below. About 2-3 minutes alone on the 2-core CPU."""
+    below. 2.5 min on the 2-core CPU at a light load."""
     results = ls.run(ls.GUARD_METHODS, ls.BUDGETS['test'],
                      work_dir=str(tmp_path), variants=BROKEN_VARIANTS,
                      log=lambda *a: None)
