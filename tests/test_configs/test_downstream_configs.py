@@ -59,7 +59,7 @@ def test_config_builds_and_loads_backbone_weights_by_prefix(path):
     assert cfg.model.backbone.type.endswith(('VisionTransformer', 'DenseViT'))
     if 'tiny' in path:  # the real dataset classes, on the generated folders
         for loader in ('train_dataloader', 'val_dataloader'):
-            assert '/tiny/' in cfg[loader].dataset.data_root
+            assert 'data/tiny' in cfg[loader].dataset.data_root
     model = build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
 

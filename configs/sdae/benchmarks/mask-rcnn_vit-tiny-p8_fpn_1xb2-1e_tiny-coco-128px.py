@@ -1,7 +1,10 @@
-# CPU-sized variant of the COCO Mask R-CNN protocol: the demo's 96-wide,
-# 4-block ViT (8 px patches; all four blocks feed the pyramid, rescaled
-# x2 / x1 / x0.5 / x0.25 to strides 4/8/16/32) with the same FPN, RPN,
-# RoI heads, layer-wise decay and multi-scale training, one epoch on the
+# CPU-sized variant of the COCO Mask R-CNN protocol (CAE setting): the
+# demo's 96-wide, 4-block ViT (8 px patches, sin-cos positions; all four
+# blocks feed the pyramid, rescaled x2 / x1 / x0.5 / x0.25 to strides
+# 4/8/16/32) with the same FPN, RPN and RoI heads at 64 channels,
+# layer-wise decay and the augmentation scaled to 128 px; one epoch (a
+# plumbing run; the learning run is
+# mask-rcnn_vit-tiny-p8_fpn_1xb2-6e_tiny-coco-128px.py) on the
 # tiny COCO-layout folder of tools/dataset_converters/make_tiny_data.py
 # (128 px images, 80-class COCO categories), evaluated by mmdet's
 # CocoMetric (bbox + segm, pycocotools). Point data_root at data/coco/ for
@@ -10,6 +13,7 @@ _base_ = 'mask-rcnn_vit-base-p16_fpn_8xb4-1x_coco.py'
 
 data_root = 'data/tiny/coco/'
 embed_dims = 96
+channels = 64
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     backbone=dict(
@@ -32,25 +36,58 @@ model = dict(
         dict(
             type='FPN',
             in_channels=[embed_dims] * 4,
-            out_channels=256,
+            out_channels=channels,
             num_outs=5),
     ],
+    # The same heads, 4x narrower (64 channels, 256-wide fc), sampling 128
+    # RoIs per image: the RoI convolutions dominate a CPU step otherwise.
+    rpn_head=dict(in_channels=channels, feat_channels=channels),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=channels),
+        bbox_head=dict(
+            in_channels=channels,
+            conv_out_channels=channels,
+            fc_out_channels=256),
+        mask_roi_extractor=dict(out_channels=channels),
+        mask_head=dict(in_channels=channels, conv_out_channels=channels)),
     # Fewer proposals for 128 px images; and since a few CPU iterations
     # leave every class score low, keep all boxes so CocoMetric has
     # predictions to score (the full config keeps score_thr 0.05).
-    train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=250)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=500, max_per_img=250),
+        rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
         rpn=dict(nms_pre=300, max_per_img=100),
         rcnn=dict(score_thr=0.0, max_per_img=30)))
 
+# The full config's augmentation scaled by 128 / 800: flip, then either
+# short side 96-128 (long side <= 213) or short side 64 / 80 / 96, a
+# random 61-96 crop, then short side 96-128.
+multi_scale = dict(
+    type='RandomChoiceResize',
+    scales=[(213, short) for short in (96, 104, 112, 120, 128)],
+    keep_ratio=True)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='RandomChoiceResize',
-        scales=[(213, short) for short in (96, 112, 128)],
-        keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomChoice',
+        transforms=[
+            [multi_scale],
+            [
+                dict(
+                    type='RandomChoiceResize',
+                    scales=[(213, 64), (213, 80), (213, 96)],
+                    keep_ratio=True),
+                dict(
+                    type='RandomCrop',
+                    crop_type='absolute_range',
+                    crop_size=(61, 96),
+                    allow_negative_crop=True),
+                multi_scale,
+            ],
+        ]),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [

@@ -1,7 +1,9 @@
 # CPU-sized variant of the ADE20K UperNet protocol: the demo's 96-wide,
-# 4-block ViT (8 px patches; all four blocks through the multi-level neck,
-# rescaled x2 / x1 / x0.5 / x0.25 to strides 4/8/16/32), UPerHead + FCN
-# auxiliary head, layer-wise decay, 64 x 64 crops, 8 iterations on the tiny
+# 4-block ViT (8 px patches; per-block relative position bias, sin-cos
+# positions; all four blocks through the deconvolution pyramid, rescaled
+# x2 / x1 / x0.5 / x0.25 to strides 4/8/16/32), UPerHead + FCN auxiliary
+# head, layer-wise decay, 64 x 64 crops, 8 iterations (a plumbing run;
+# the learning run is upernet_vit-tiny-p8_1xb2-160i_tiny-ade20k-64px.py) on the tiny
 # ADE20K-layout folder of tools/dataset_converters/make_tiny_data.py
 # (150 classes, label 0 ignored), evaluated by mmseg's IoUMetric with
 # single-scale sliding windows. Point data_root at
