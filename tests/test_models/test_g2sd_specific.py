@@ -401,7 +401,7 @@ def test_task_teacher_is_loaded_frozen_and_out_of_the_optimizer(
                 for p in g['params']}
     assert not any(id(p) in in_optim for p in teacher.parameters())
     trainable = {id(p) for n, p in model.named_parameters()
-                 if not n.startswith('teacher.')}
+                 if not n.startswith('teacher.') and p.requires_grad}
     assert in_optim == trainable
     assert [k for k in model.state_dict() if k.startswith('teacher.')] == [
         'teacher.fingerprint'
