@@ -130,10 +130,7 @@ class DenseViT(VisionTransformer):
         self.sincos_row_first = True  # mmpretrain's layout until loaded
         if pos_embed_type == 'sincos':
             self.pos_embed.requires_grad = False
-            with torch.no_grad():
-                self.pos_embed.copy_(
-                    self._sincos(self.patch_resolution,
-                                 torch.zeros(1, self.embed_dims)))
+            self._reset_sincos()
         self.window_size = window_size
         self.global_attn_indexes = set(
             self.out_indices if global_attn_indexes is None else
@@ -159,10 +156,14 @@ class DenseViT(VisionTransformer):
         pretrained = (isinstance(self.init_cfg, dict)
                       and self.init_cfg.get('type') == 'Pretrained')
         if self.pos_embed_type == 'sincos' and not pretrained:
-            with torch.no_grad():
-                self.pos_embed.copy_(
-                    self._sincos(self.patch_resolution,
-                                 torch.zeros(1, self.embed_dims)))
+            self._reset_sincos()
+
+    @torch.no_grad()
+    def _reset_sincos(self) -> None:
+        """The sin-cos table at the built grid, class-token row zero."""
+        self.pos_embed.copy_(
+            self._sincos(self.patch_resolution,
+                         torch.zeros(1, self.embed_dims)))
 
     def _sincos(self, grid: Grid, cls_row=None) -> torch.Tensor:
         """The sin-cos table at ``grid``, after the class token's row (the
