@@ -7,6 +7,7 @@ benchmarking config for RC-MAE), not from the configs: a config that drifts
 from its reference fails here. ``configs/sdae/benchmarks/README.md`` shows
 the same tables to users; settings chosen where the sources are silent are
 marked ``choice`` and explained there."""
+import functools
 import os.path as osp
 
 import pytest
@@ -23,6 +24,13 @@ SDAE_S1 = 'SdAE supplementary Sec. 1'
 RCMAE_E4 = 'RC-MAE App. E.4'
 RCMAE_T10 = 'RC-MAE Table 10 / App. E.3'
 MS_SHORT = list(range(480, 801, 32))
+
+
+@functools.lru_cache(maxsize=None)
+def load(config):
+    """The merged config at ``config`` (relative to the repository), read
+    once for all rows; the tests only read it."""
+    return Config.fromfile(osp.join(ROOT, config))
 
 
 def get(cfg, path):
@@ -191,7 +199,7 @@ def rows(config, table):
     'config,path,expected,source',
     rows(SEG, SEG_ROWS) + rows(DET, DET_ROWS) + rows(LSJ, LSJ_ROWS))
 def test_dense_config_is_its_reference(config, path, expected, source):
-    value = get(Config.fromfile(osp.join(ROOT, config)), path)
+    value = get(load(config), path)
     if isinstance(expected, (list, tuple)):
         value, expected = list(value), list(expected)
     if isinstance(expected, float):
@@ -202,16 +210,16 @@ def test_dense_config_is_its_reference(config, path, expected, source):
 
 def test_lsj_decays_no_position_table():
     # MIMDet: weight decay 0 for pos_embed and relative_position_bias_table
-    keys = Config.fromfile(osp.join(ROOT, LSJ)).optim_wrapper.paramwise_cfg
+    keys = load(LSJ).optim_wrapper.paramwise_cfg
     assert keys.custom_keys['.pos_embed'] == dict(decay_mult=0.0)
     assert keys.custom_keys['relative_position_bias_table'] == dict(
         decay_mult=0.0)
 
 
 def test_batches_match_the_references():
-    seg = Config.fromfile(osp.join(ROOT, SEG))
-    det = Config.fromfile(osp.join(ROOT, DET))
-    lsj = Config.fromfile(osp.join(ROOT, LSJ))
+    seg = load(SEG)
+    det = load(DET)
+    lsj = load(LSJ)
     assert seg.train_dataloader.batch_size * GPUS == 16  # SdAE supp. Sec. 1
     assert det.train_dataloader.batch_size * GPUS == 32  # SdAE supp. Sec. 1
     assert lsj.train_dataloader.batch_size * GPUS == 16  # RC-MAE App. E.4
@@ -221,7 +229,7 @@ def test_cae_augmentation_chooses_between_multi_scale_and_crop():
     """CAE (after DETR): flip, then either short side 480..800 step 32 (long
     <= 1333), or short side 400/500/600, a random 384-600 crop, then the
     same multi-scale resize."""
-    det = Config.fromfile(osp.join(ROOT, DET))
+    det = load(DET)
     choice = get(det, 'train_dataloader.dataset.pipeline.[RandomChoice]')
     plain, crop = choice.transforms
     assert [t['type'] for t in plain] == ['RandomChoiceResize']
@@ -238,7 +246,7 @@ def test_cae_augmentation_chooses_between_multi_scale_and_crop():
 def test_lsj_warm_up_is_a_quarter_percent_of_training():
     """MIMDet: warmup_length=0.25 / 100 of the iterations, from 0.001 x lr;
     in MMEngine an epoch-based LinearLR converted to iterations."""
-    lsj = Config.fromfile(osp.join(ROOT, LSJ))
+    lsj = load(LSJ)
     warmup = lsj.param_scheduler[0]
     assert warmup.convert_to_iter_based and warmup.by_epoch
     assert warmup.end / lsj.train_cfg.max_epochs == pytest.approx(0.0025)
@@ -274,7 +282,7 @@ FINETUNE_ROWS = [
                          ids=lambda v: osp.basename(str(v)))
 def test_finetuning_recipes(config, batch, epochs, warmup, blr, decay, drop,
                             dims, source):
-    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg = load(config)
     accum = cfg.optim_wrapper.get('accumulative_counts', 1)
     assert cfg.train_dataloader.batch_size * accum == batch, source
     total = batch * GPUS
