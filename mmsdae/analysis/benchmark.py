@@ -17,8 +17,9 @@ What is measured, per config:
   so it is left out of SdAE's step and its time is reported on its own
   (``ema_time_s``) either way.
 * ``teacher_time_s`` / ``teacher_time_share``: wall time of the teacher's
-  forward passes in a step (``run_teacher``, timed with a device sync on
-  each side, summed over the step's calls) and
+  forward passes in a step (every ``run_teacher`` call, timed through the
+  model's public ``teacher_pass_hook`` with a device sync on each side,
+  summed over the step's calls) and
   its share of the step (median over steps), next to
   ``teacher_flops_share``, the teacher's share of the step's FLOPs.
 * ``peak_mem_mb``: peak memory of one training step of the config (after
@@ -58,6 +59,7 @@ A config entry is a path / :class:`mmengine.Config`, or a dict
 ``dict(config=..., label=..., model_options=...)`` to benchmark variants of
 one config (e.g. SdAE's teacher-input options, :func:`teacher_input_variants`).
 """
+import contextlib
 import copy
 import logging
 import os
@@ -65,7 +67,8 @@ import os.path as osp
 import statistics
 import time
 import weakref
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple, Union)
 
 import torch
 from torch import nn
@@ -133,29 +136,29 @@ def image_size(model: nn.Module) -> int:
 
 
 def build_optimizer(model: nn.Module, cfg=None):
-    """The config's ``optim_wrapper`` when it builds, else AdamW over the
-    trainable parameters. Returns an object with ``.step()`` and
-    ``.zero_grad()``."""
-    if cfg is not None and cfg.get('optim_wrapper') is not None:
-        try:
-            from mmengine.optim import build_optim_wrapper
-            wrapper_cfg = cfg.optim_wrapper.copy()
-            wrapper_cfg['type'] = 'OptimWrapper'  # no AMP wrapper on CPU
-            wrapper_cfg.pop('loss_scale', None)
-            wrapper_cfg.pop('dtype', None)
-            from mmengine.logging import MMLogger
-            logger = MMLogger.get_current_instance()
-            level = logger.level
-            logger.setLevel(logging.ERROR)  # 'teacher.* is skipped' noise
-            try:
-                return build_optim_wrapper(model, wrapper_cfg).optimizer
-            finally:
-                logger.setLevel(level)
-        except Exception:  # fall back to plain AdamW
-            pass
-    return torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-4,
-        weight_decay=0.05)
+    """The optimizer of the config's ``optim_wrapper`` (built as a plain
+    ``OptimWrapper``: no AMP wrapper or loss scale, the step's autocast is
+    set by :func:`train_step_fn`); AdamW (lr 1e-4, weight decay 0.05) over
+    the trainable parameters for a config without one. A config whose
+    ``optim_wrapper`` does not build is an error, never a silent switch to
+    another optimizer."""
+    if cfg is None or cfg.get('optim_wrapper') is None:
+        return torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=1e-4,
+            weight_decay=0.05)
+    from mmengine.logging import MMLogger
+    from mmengine.optim import build_optim_wrapper
+    wrapper_cfg = cfg.optim_wrapper.copy()
+    wrapper_cfg['type'] = 'OptimWrapper'
+    wrapper_cfg.pop('loss_scale', None)
+    wrapper_cfg.pop('dtype', None)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # 'teacher.* is skipped' noise
+    try:
+        return build_optim_wrapper(model, wrapper_cfg).optimizer
+    finally:
+        logger.setLevel(level)
 
 
 def _total_loss(losses: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -222,25 +225,35 @@ def train_step_fn(model: nn.Module, optimizer, inputs: torch.Tensor,
     return step
 
 
-def time_teacher(model: nn.Module, device) -> Optional[List[float]]:
-    """Wrap ``model.run_teacher`` (the teacher's forward pass of SdAE and
-    RC-MAE) so each call appends its wall time to the returned list; ``None``
-    for models without one."""
-    run_teacher = getattr(model, 'run_teacher', None)
-    if not callable(run_teacher):
-        return None
-    times = []
+class PassTimer:
+    """Wall times of the teacher passes of a model: set as the model's
+    ``teacher_pass_hook`` (:class:`~mmsdae.models.utils.TeacherForwardMixin`),
+    it is entered around every ``run_teacher`` call and appends the call's
+    time, with a device sync on each side, to :attr:`times`."""
 
-    def timed(*args, **kwargs):
-        _sync(device)
+    def __init__(self, device) -> None:
+        self.device = device
+        self.times: List[float] = []
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        _sync(self.device)
         start = time.perf_counter()
-        out = run_teacher(*args, **kwargs)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-        return out
+        yield
+        _sync(self.device)
+        self.times.append(time.perf_counter() - start)
 
-    model.run_teacher = timed
-    return times
+
+def time_teacher(model: nn.Module, device) -> Optional[List[float]]:
+    """Time the teacher passes of ``model`` (SdAE, RC-MAE, G2SD, Hybrid
+    Distill: every ``run_teacher`` call) through its public
+    ``teacher_pass_hook``; returns the list each call's time is appended to,
+    ``None`` for models without teachers."""
+    if not hasattr(model, 'teacher_pass_hook'):
+        return None
+    timer = PassTimer(device)
+    model.teacher_pass_hook = timer
+    return timer.times
 
 
 def time_ema(model: nn.Module, device, momentum: float = 0.99,

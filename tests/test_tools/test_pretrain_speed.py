@@ -263,3 +263,36 @@ def test_mfu_target_and_column():
         'MAE MFU >= 35 % of the peak']
     rows[0]['mfu'] = None  # no peak given: not checked
     assert not any('MFU' in n for n, _, _ in bench.check_targets(rows))
+
+
+def test_teacher_time_comes_from_the_public_hook_not_a_patch():
+    """The teacher passes are timed through ``teacher_pass_hook``: the
+    model's ``run_teacher`` stays the class's method, each pass adds one
+    time, and a pass that sleeps 50 ms is timed at >= 50 ms."""
+    import time
+    torch.manual_seed(0)
+    model = bench.build_model_from_config(SDAE)
+    times = bench.time_teacher(model, 'cpu')
+    assert 'run_teacher' not in vars(model)  # not monkey-patched
+    assert model.run_teacher(lambda x: x * 2, torch.ones(2)).tolist() == [2, 2]
+    model.run_teacher(lambda x: time.sleep(0.05) or x, torch.ones(1))
+    assert len(times) == 2 and times[1] >= 0.05 > times[0]
+    mae = bench.build_model_from_config(MAE)
+    assert bench.time_teacher(mae, 'cpu') is None  # no teacher
+
+
+def test_optimizer_of_the_config_or_a_clear_error():
+    """The config's optim_wrapper is built (its weight decay reaches the
+    optimizer); one that cannot be built raises instead of falling back to
+    another optimizer."""
+    from mmengine.config import Config
+    torch.manual_seed(0)
+    model = bench.build_model_from_config(SDAE)
+    cfg = model._bench_cfg
+    optimizer = bench.build_optimizer(model, cfg)
+    assert optimizer.defaults['weight_decay'] == \
+        cfg.optim_wrapper.optimizer.weight_decay
+    broken = Config(dict(optim_wrapper=dict(
+        optimizer=dict(type='AdamW', lr=1e-3, no_such_option=1))))
+    with pytest.raises(TypeError, match='no_such_option'):
+        bench.build_optimizer(model, broken)

@@ -13,7 +13,7 @@ computed as without AMP and its autograd may save them.
 student's ``init_weights``.
 """
 import contextlib
-from typing import Callable, Iterator, Optional
+from typing import Callable, ContextManager, Iterator, Optional
 
 import torch
 from torch import nn
@@ -47,6 +47,10 @@ class TeacherForwardMixin:
     """
 
     teacher_amp_dtype: Optional[str] = None
+    #: When set, a function returning a context manager that
+    #: :meth:`run_teacher` enters around every teacher pass (e.g. the speed
+    #: benchmark's timer, :mod:`mmsdae.analysis.benchmark`).
+    teacher_pass_hook: Optional[Callable[[], ContextManager]] = None
 
     def teacher_autocast_dtype(self,
                                device_type: str) -> Optional[torch.dtype]:
@@ -81,8 +85,6 @@ class TeacherForwardMixin:
         dtype = self.teacher_autocast_dtype(device_type)
         autocast = torch.autocast(device_type, dtype=dtype) \
             if dtype is not None else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            outputs = fn(inputs, *args, **kwargs)
 
         def _copy(value):
             if not isinstance(value, torch.Tensor):
@@ -91,7 +93,11 @@ class TeacherForwardMixin:
                 return value.to(torch.float32, copy=True)
             return value.clone()
 
-        return tree_map(_copy, outputs)
+        hook = self.teacher_pass_hook
+        with hook() if hook is not None else contextlib.nullcontext():
+            with torch.inference_mode(), autocast:
+                outputs = fn(inputs, *args, **kwargs)
+            return tree_map(_copy, outputs)
 
 
 @contextlib.contextmanager
