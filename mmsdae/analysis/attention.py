@@ -1,31 +1,24 @@
-"""Attention probabilities of mmpretrain ViTs, class-token maps and the
-average attention distance.
+"""Measures on attention maps: class-token maps and the average attention
+distance.
 
-mmpretrain's :class:`~mmpretrain.models.utils.MultiheadAttention` calls a
-fused ``scaled_dot_product_attention``, so the attention probabilities are
-never materialised. :class:`AttentionRecorder` registers a forward pre-hook
-on every ``encoder.layers[i].attn``, takes the block's input to attention
-(the output of ``ln1``) and recomputes, per head,
-
-    P = softmax(q k^T * s)   with (q, k, v) = attn.qkv(x) split into heads,
-
-with the same ``num_heads``, ``head_dims``, qkv bias and multiplier ``s``
-(:func:`attention_multiplier`) as the module, so ``P @ v`` through
-``attn.proj`` gives the module's output exactly (checked in
-``tests/test_analysis/test_attention.py``).
+The maps come from :func:`mmsdae.models.utils.attention_capture.
+attention_maps` (re-exported here with the recorder it uses).
 
 Used by ``tools/analysis_tools/vis_attention.py`` (class-token attention of
 the last block per head, SdAE supplementary Fig. S-3) and
 ``tools/analysis_tools/attention_distance.py`` (average attention distance
 per layer and head, Hybrid Distill appendix Figs. A1-A4).
 """
-import functools
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from ..models.utils.attention_capture import (AttentionRecorder,
+                                              attention_maps,
+                                              attention_multiplier,
+                                              attention_probs)
+from ..models.utils.vit import run_encoder, to_pair
 
 __all__ = [
     'AttentionRecorder', 'attention_multiplier', 'attention_probs',
@@ -34,152 +27,6 @@ __all__ = [
 ]
 
 PatchSize = Union[int, Sequence[int]]
-
-
-def _pair(value) -> Tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
-# --------------------------------------------------------------------------
-# Capturing the attention probabilities
-# --------------------------------------------------------------------------
-def attention_multiplier(attn: nn.Module) -> float:
-    """The factor ``s`` of ``softmax(q k^T * s)`` in ``attn.forward``.
-
-    - ``F.scaled_dot_product_attention`` (mmpretrain's default on torch >=
-      2.0): ``s = scale`` if bound, else ``head_dims ** -0.5``;
-    - mmpretrain's ``scaled_dot_product_attention_pyimpl`` (used when
-      ``qk_scale`` is set) DIVIDES by its ``scale`` argument, and
-      ``MultiheadAttention`` binds ``scale=head_dims ** -0.5`` whatever
-      ``qk_scale`` is, so there ``s = head_dims ** 0.5`` (we reproduce the
-      module, quirk included).
-    """
-    from mmpretrain.models.utils.attention import \
-        scaled_dot_product_attention_pyimpl
-    function = attn.scaled_dot_product_attention
-    scale = None
-    if isinstance(function, functools.partial):
-        scale = function.keywords.get('scale')
-        function = function.func
-    if function is F.scaled_dot_product_attention:
-        return float(scale) if scale is not None else attn.head_dims**-0.5
-    if function is scaled_dot_product_attention_pyimpl:
-        return 1.0 / float(scale) if scale else attn.head_dims**-0.5
-    raise TypeError(
-        f'{type(attn).__name__} computes attention with {function!r}: only '
-        'mmpretrain MultiheadAttention with torch / mmpretrain scaled dot '
-        'product attention is supported.')
-
-
-def _check_attention_module(attn: nn.Module) -> None:
-    if not all(hasattr(attn, a) for a in ('qkv', 'num_heads', 'head_dims',
-                                          'scaled_dot_product_attention')):
-        raise TypeError(
-            f'{type(attn).__name__} is not an mmpretrain MultiheadAttention '
-            '(qkv, num_heads, head_dims): the attention tools support '
-            'VisionTransformer, MAEViT and SdAEViT encoders.')
-
-
-@torch.no_grad()
-def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Recompute the attention probabilities of ``attn`` on its input.
-
-    Args:
-        attn: an mmpretrain ``MultiheadAttention``.
-        x: its input (B, T, C), i.e. ``layer.ln1(tokens)``.
-
-    Returns:
-        (B, H, T, T) probabilities; row ``t`` is the distribution of query
-        ``t`` over all T keys (class token included) and sums to one.
-    """
-    _check_attention_module(attn)
-    batch, tokens, _ = x.shape
-    qkv = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads,
-                              attn.head_dims).permute(2, 0, 3, 1, 4)
-    q, k = qkv[0], qkv[1]
-    logits = (q @ k.transpose(-2, -1)) * attention_multiplier(attn)
-    return logits.softmax(dim=-1)
-
-
-class AttentionRecorder:
-    """Context manager recording the attention probabilities of every block
-    of a ViT encoder (forward pre-hooks on ``encoder.layers[i].attn``).
-
-    Example:
-        >>> with AttentionRecorder(encoder) as recorder:
-        ...     run_encoder(encoder, images)
-        >>> maps = recorder.maps  # list over layers of (B, H, T, T)
-    """
-
-    def __init__(self, encoder: nn.Module):
-        layers = getattr(encoder, 'layers', None)
-        if layers is None or not len(layers):
-            raise TypeError(
-                f'{type(encoder).__name__} has no `layers`: pass a ViT '
-                'encoder (VisionTransformer, MAEViT, SdAEViT).')
-        self.modules = [layer.attn for layer in layers]
-        for attn in self.modules:
-            _check_attention_module(attn)
-        self.maps: List[Optional[torch.Tensor]] = [None] * len(self.modules)
-        self._handles = []
-
-    def _hook(self, index: int):
-
-        def hook(module, args):
-            self.maps[index] = attention_probs(module, args[0])
-
-        return hook
-
-    def __enter__(self) -> 'AttentionRecorder':
-        self.maps = [None] * len(self.modules)
-        self._handles = [
-            attn.register_forward_pre_hook(self._hook(i))
-            for i, attn in enumerate(self.modules)
-        ]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-
-def run_encoder(encoder: nn.Module, images: torch.Tensor):
-    """Run a ViT encoder on the whole image, without masking.
-
-    ``MAEViT`` (and ``SdAEViT``) mask at random unless ``mask=None``:
-    mmpretrain's ``MAEViT.forward`` tests ``if mask is None or False``, so
-    only ``None`` (not ``False``) disables its masking.
-    """
-    from mmpretrain.models import MAEViT
-    if isinstance(encoder, MAEViT):
-        return encoder(images, mask=None)
-    return encoder(images)
-
-
-@torch.no_grad()
-def attention_maps(encoder: nn.Module,
-                   images: torch.Tensor) -> List[torch.Tensor]:
-    """Attention probabilities of every block on whole images.
-
-    Args:
-        encoder: a ViT encoder (eval mode is the caller's choice; the
-            analysis tools use eval mode, i.e. no drop path).
-        images: normalised (B, 3, H, W) batch.
-
-    Returns:
-        list over layers of (B, H, T, T) tensors, T = extra tokens (the class
-        token, first) + patches in raster order.
-    """
-    with AttentionRecorder(encoder) as recorder:
-        run_encoder(encoder, images)
-    if any(m is None for m in recorder.maps):
-        raise RuntimeError(
-            f'{type(encoder).__name__}.forward did not run every attention '
-            'block; cannot record its attention.')
-    return list(recorder.maps)
 
 
 # --------------------------------------------------------------------------
@@ -192,7 +39,7 @@ def _grid_of(num_patches: int, grid: Optional[Sequence[int]]):
             raise ValueError(f'{num_patches} patches are no square grid: '
                              'pass grid=(h, w).')
         return side, side
-    height, width = _pair(grid)
+    height, width = to_pair(grid)
     if height * width != num_patches:
         raise ValueError(f'grid {height}x{width} does not match '
                          f'{num_patches} patch tokens.')
@@ -237,8 +84,8 @@ def patch_distances(grid: Sequence[int], patch_size: PatchSize,
     """(N, N) Euclidean distances in pixels between the centres of the
     patches of an (h, w) grid in raster order: grid offsets times the patch
     size (``sqrt((di * ph)^2 + (dj * pw)^2)``)."""
-    height, width = _pair(grid)
-    patch_h, patch_w = _pair(patch_size)
+    height, width = to_pair(grid)
+    patch_h, patch_w = to_pair(patch_size)
     rows, cols = torch.meshgrid(
         torch.arange(height, dtype=dtype) * patch_h,
         torch.arange(width, dtype=dtype) * patch_w,
@@ -283,7 +130,7 @@ def attention_distance(attn: torch.Tensor,
     if attn.dim() != 4 or attn.shape[-1] != attn.shape[-2]:
         raise ValueError('attn must have shape (B, H, T, T) or (H, T, T), '
                          f'got {tuple(attn.shape)}.')
-    height, width = _pair(grid)
+    height, width = to_pair(grid)
     tokens = attn.shape[-1]
     if tokens != num_extra_tokens + height * width:
         raise ValueError(

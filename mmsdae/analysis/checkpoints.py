@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..datasets.procedural import IMAGE_EXTENSIONS
+from ..utils.constants import IMAGE_EXTENSIONS
 
 ENCODER_CHOICES = ('auto', 'student', 'teacher')
 # ImageNet statistics in RGB order: the default of every config here.
@@ -240,7 +240,7 @@ def load_encoder(config,
         ValueError: shape mismatch, or a teacher requested from a model
             without one.
     """
-    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+    from mmengine.runner import load_state_dict
 
     checkpoint = os.fspath(checkpoint)
     cfg = load_config(config)
@@ -252,9 +252,8 @@ def load_encoder(config,
     model = build_model(cfg)
     attribute, name = _select_encoder(model, encoder)
     loaded = read_checkpoint(cfg, checkpoint)
-    _load_checkpoint_to_model(model, loaded, strict=False,
-                              logger=_quiet_logger())
     state_dict = loaded.get('state_dict', loaded)
+    load_state_dict(model, state_dict, strict=False, logger=_quiet_logger())
     _check_encoder_weights(model, state_dict, attribute, checkpoint, name)
     model.eval()
     module = getattr(model, attribute)

@@ -212,7 +212,7 @@ def load_model(config, checkpoint: str):
         KeyError: the checkpoint does not fit the model (missing,
             unexpected or mis-shaped weights, e.g. an exported encoder).
     """
-    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+    from mmengine.runner import load_state_dict
 
     from .checkpoints import build_model, load_config, read_checkpoint
 
@@ -228,8 +228,8 @@ def load_model(config, checkpoint: str):
     method_of(model)  # refuse other models early
     loaded = read_checkpoint(cfg, checkpoint)
     try:
-        _load_checkpoint_to_model(model, loaded, strict=True,
-                                  logger='current')
+        load_state_dict(model, loaded.get('state_dict', loaded),
+                        strict=True, logger='current')
     except RuntimeError as error:
         raise KeyError(
             f'Checkpoint {checkpoint!r} does not fit the '

@@ -24,6 +24,8 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.datasets.base_dataset import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from ..utils.constants import IMAGE_EXTENSIONS
+
 # Foreground shape types the generator can render.
 SHAPE_TYPES = ('ellipse', 'rectangle', 'triangle', 'star', 'cross')
 
@@ -447,11 +449,6 @@ def linear_resize_axis(array: np.ndarray, length: int,
                 array[low + 1] * weight[:, None])
     return array[:, low] * (1.0 - weight) + array[:, low + 1] * weight
 
-
-#: image file extensions the folder mode, the start-up checks and the
-#: analysis tools accept (lower case)
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
-                    '.tiff', '.webp')
 
 # Pipeline steps that read ``img_path``; procedural images need none.
 LOAD_IMAGE_TRANSFORMS = ('LoadImageFromFile', 'SafeLoadImageFromFile')

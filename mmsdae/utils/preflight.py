@@ -15,7 +15,7 @@ import pickle
 import textwrap
 from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
-from ..datasets.procedural import IMAGE_EXTENSIONS
+from .constants import IMAGE_EXTENSIONS
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -296,7 +296,7 @@ def unknown_key_problems(node, path: str, registry, scope: Optional[str],
             f"{path}: unknown key '{key}' for {name}; {hint}"
             for key, hint in unknown_keys(node, accepted | set(extra))
         ]
-        problems += nested_option_problems(accepted, node, path)
+        problems += nested_option_problems(cls, node, path)
     if recurse:
         for key, value in node.items():
             if str(key).endswith(MODEL_SKIP_SUFFIXES):
@@ -323,26 +323,29 @@ def unknown_keys(node: dict,
                     f'it takes {", ".join(sorted(accepted)) or "none"}.')
 
 
-def nested_option_problems(accepted: Set[str], node: dict,
-                           path: str) -> List[str]:
-    """The untyped ``teacher_input`` dict of SdAE, which no registry lookup
-    can check: its keys, and its ``mode``."""
-    from mmsdae.models.utils.teacher_input import (TEACHER_INPUT_MODES,
-                                                   TeacherInput)
-    options = node.get('teacher_input')
-    if 'teacher_input' not in accepted or not isinstance(options, dict):
-        return []
-    path = f'{path}.teacher_input'
-    problems = [
-        f"{path}: unknown key '{key}' in teacher_input; {hint}"
-        for key, hint in unknown_keys(options, accepted_keys(TeacherInput))
-    ]
-    mode = options.get('mode', 'multi_fold')
-    if mode not in TEACHER_INPUT_MODES:
-        close = difflib.get_close_matches(str(mode), TEACHER_INPUT_MODES, n=1)
-        hint = (f"did you mean '{close[0]}'?" if close else
-                f'choose one of {", ".join(TEACHER_INPUT_MODES)}.')
-        problems.append(f"{path}: unknown mode '{mode}'; {hint}")
+def nested_option_problems(cls, node: dict, path: str) -> List[str]:
+    """The untyped option dicts no registry lookup can check (SdAE's
+    ``teacher_input``): a class lists them as ``nested_options = {key:
+    OptionClass}``, and ``OptionClass.choices = {field: allowed values}``."""
+    problems = []
+    for key, option_cls in (getattr(cls, 'nested_options', None)
+                            or {}).items():
+        options = node.get(key)
+        if not isinstance(options, dict):
+            continue
+        sub = f'{path}.{key}'
+        problems += [
+            f"{sub}: unknown key '{name}' in {key}; {hint}"
+            for name, hint in unknown_keys(options,
+                                           accepted_keys(option_cls) or set())
+        ]
+        for field, allowed in getattr(option_cls, 'choices', {}).items():
+            value = options.get(field)
+            if field in options and value not in allowed:
+                close = difflib.get_close_matches(str(value), allowed, n=1)
+                hint = (f"did you mean '{close[0]}'?" if close else
+                        f'choose one of {", ".join(allowed)}.')
+                problems.append(f"{sub}: unknown {field} '{value}'; {hint}")
     return problems
 
 

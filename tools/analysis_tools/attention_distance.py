@@ -56,6 +56,7 @@ from mmsdae.analysis.checkpoints import (image_sources,  # noqa: E402
                                          model_label)
 from mmsdae.analysis.cli import (add_image_arguments,  # noqa: E402
                                  per_model, run_cli, unique_labels)
+from mmsdae.models.utils.vit import to_pair  # noqa: E402
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'attention_distance')
 MARKERS = ('o', 's', '^', 'D', 'v', 'P', 'X', '*')
@@ -87,16 +88,10 @@ def parse_args(argv=None):
     return args
 
 
-
-
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
 def model_distances(encoder, info, batch, batch_size=8):
     """(L, H) average attention distance over the images of ``batch``,
     computed ``batch_size`` images at a time; and the (h, w) grid."""
-    patch = _pair(info['patch_size'])
+    patch = to_pair(info['patch_size'])
     grid = (batch.shape[-2] // patch[0], batch.shape[-1] // patch[1])
     total = None
     for start in range(0, len(batch), batch_size):
@@ -176,7 +171,7 @@ def main(argv=None):
         with torch.no_grad():
             dist, grid = model_distances(encoder, info, batch,
                                          args.batch_size)
-        patch = _pair(info['patch_size'])
+        patch = to_pair(info['patch_size'])
         entries.append(
             dict(
                 label=labels[index] if labels else model_label(info),

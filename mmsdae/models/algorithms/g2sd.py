@@ -8,6 +8,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..necks.mae_feature_decoder import decoder_hidden_states
+from ..utils.vit import check_num_patches
 from .frozen_teacher_distiller import FrozenTeacherSelfSupervisor
 
 #: LayerNorm epsilon of the target normalization (released engine_distill.py)
@@ -86,11 +87,7 @@ class G2SD(FrozenTeacherSelfSupervisor):
             raise TypeError(
                 f'backbone {type(self.backbone).__name__} cannot encode a '
                 "given mask: use type='SdAEViT' (MAEViT + encode_patches).")
-        if self.neck.num_patches != self.backbone.num_patches:
-            raise ValueError(
-                f'neck.num_patches={self.neck.num_patches} but the student '
-                f'encoder has {self.backbone.num_patches} patches: set '
-                f'neck.num_patches={self.backbone.num_patches}.')
+        check_num_patches(self.neck, self.backbone)
         width = self.neck.decoder_embed.out_features
         if self.head.in_channels != width:
             raise ValueError(
@@ -120,10 +117,7 @@ class G2SD(FrozenTeacherSelfSupervisor):
                 f'of {student_patch} px: teacher and student must cut the '
                 'image into the same patches (same img_size and patch_size) '
                 'to share one mask.')
-        if decoder.num_patches != encoder.num_patches:
-            raise ValueError(
-                f'model.teacher.neck.num_patches={decoder.num_patches} but '
-                f'the teacher encoder has {encoder.num_patches} patches.')
+        check_num_patches(decoder, encoder, 'model.teacher.neck')
         depth = len(decoder.decoder_blocks)
         if not 1 <= self.target_block <= depth:
             raise ValueError(

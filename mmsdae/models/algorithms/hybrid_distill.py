@@ -4,14 +4,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub
-from mmpretrain.models import MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmsdae.analysis.attention import run_encoder
 from ..utils.attention_capture import AttentionCapture, normalize_layer_indices
 from ..utils.token_masking import (ProgressiveRedundantMasking, all_patches,
                                    class_token_attention)
+from ..utils.vit import run_encoder
 from .frozen_teacher_distiller import FrozenTeacherSelfSupervisor
 
 TEACHER_M_INPUTS = ('visible', 'full')
@@ -345,10 +344,7 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
             if score_layer not in layers:
                 layers.append(score_layer)
         with AttentionCapture(encoder, layers) as capture:
-            if isinstance(encoder, MAEViT):
-                encoder(inputs, mask=None)
-            else:
-                encoder(inputs)
+            run_encoder(encoder, inputs)
         score = class_token_attention(capture.get([score_layer])[0]) \
             if score_layer is not None else None
         return capture.get(self.teacher_relation_layers), score

@@ -7,6 +7,7 @@ import torch
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..utils.vit import check_num_patches
 from .ema_teacher import EMATeacherSelfSupervisor
 
 TEACHER_MASKS = ('same', 'different')
@@ -88,11 +89,7 @@ class RCMAE(EMATeacherSelfSupervisor):
                 f'encoder has {patch} px patches ({pixels} pixel values): '
                 f'set neck.patch_size and head.patch_size to {patch}, and '
                 'leave neck.predict_feature_dim unset.')
-        if self.neck.num_patches != self.backbone.num_patches:
-            raise ValueError(
-                f'neck.num_patches={self.neck.num_patches} but the encoder '
-                f'has {self.backbone.num_patches} patches: set '
-                f'neck.num_patches={self.backbone.num_patches}.')
+        check_num_patches(self.neck, self.backbone)
 
     def teacher_reconstruction(
             self, inputs: torch.Tensor,

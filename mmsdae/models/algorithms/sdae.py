@@ -6,6 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..utils.teacher_input import TeacherInput
+from ..utils.vit import check_num_patches
 from .ema_teacher import EMATeacherSelfSupervisor
 
 
@@ -40,6 +41,8 @@ class SdAE(EMATeacherSelfSupervisor):
     """
 
     ema_hook = "dict(type='SdAETeacherEMAHook')"
+    #: untyped option dicts, checked at start-up (utils/preflight.py)
+    nested_options = {'teacher_input': TeacherInput}
 
     def __init__(self,
                  backbone: dict,
@@ -76,12 +79,7 @@ class SdAE(EMATeacherSelfSupervisor):
                 f'the decoder predicts {out_dims}-d features but the teacher '
                 f'outputs {embed_dims}-d ones: set '
                 f'neck.predict_feature_dim={embed_dims}.')
-        if self.neck.num_patches != self.backbone.num_patches:
-            raise ValueError(
-                f'neck.num_patches={self.neck.num_patches} but the encoder '
-                f'has {self.backbone.num_patches} patches: set '
-                f'neck.num_patches={self.backbone.num_patches} '
-                '((img_size / patch_size) ** 2).')
+        check_num_patches(self.neck, self.backbone)
         if self.neck.decoder_embed.in_features != embed_dims:
             raise ValueError(
                 f'neck.embed_dim={self.neck.decoder_embed.in_features} but '

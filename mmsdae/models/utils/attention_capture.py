@@ -1,33 +1,154 @@
-"""Attention logits of chosen ViT blocks, with gradients (Hybrid Distill).
+"""The attention of mmpretrain ViT blocks, made visible.
 
 mmpretrain's ``MultiheadAttention`` calls a fused
 ``scaled_dot_product_attention`` that never materialises the attention
-matrix. Inside :class:`AttentionCapture` the chosen blocks' attention runs
-explicitly instead:
+matrix ``softmax(q k^T * s)``. Two ways to get it, both with the module's own
+``num_heads``, ``head_dims``, qkv bias and multiplier ``s``
+(:func:`attention_multiplier`):
 
-    A = q k^T * s,    out = softmax(A) @ v    (per head)
-
-with ``s`` the module's own multiplier
-(:func:`mmsdae.analysis.attention.attention_multiplier`, the factor the
-fused call would use), and ``A`` (B, H, T, T) is kept for the loss. The block
-output is the module's (same q, k, v, projection and attention dropout), so
-training through the capture trains the same network; gradients flow
-through ``A`` into the block's ``qkv``. Blocks that are not captured keep
-the fused kernel.
-
-Unlike :class:`mmsdae.analysis.attention.AttentionRecorder` (forward
-pre-hooks that recompute the probabilities under ``no_grad`` for analysis),
-this computes the attention once and keeps the autograd graph: it is what a
-student imitating a teacher's attention needs.
+- :class:`AttentionRecorder` (analysis): forward pre-hooks on every block
+  recompute the probabilities from the block's input under ``no_grad``;
+  ``P @ v`` through ``attn.proj`` gives the module's output exactly
+  (``tests/test_analysis/test_attention.py``).
+- :class:`AttentionCapture` (training, Hybrid Distill): the chosen blocks run
+  their attention explicitly, ``A = q k^T * s``, ``out = softmax(A) @ v``
+  (same q, k, v, projection and attention dropout, so training through the
+  capture trains the same network), and the logits ``A`` (B, H, T, T) stay
+  in the autograd graph for the loss. Blocks not captured keep the fused
+  kernel.
 """
-from typing import Dict, List, Sequence
+import functools
+from typing import Dict, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from mmsdae.analysis.attention import attention_multiplier
+from .vit import encoder_layers, run_encoder
 
-__all__ = ['AttentionCapture', 'normalize_layer_indices']
+__all__ = [
+    'AttentionCapture', 'AttentionRecorder', 'attention_maps',
+    'attention_multiplier', 'attention_probs', 'normalize_layer_indices'
+]
+
+
+def attention_multiplier(attn: nn.Module) -> float:
+    """The factor ``s`` of ``softmax(q k^T * s)`` in ``attn.forward``.
+
+    - ``F.scaled_dot_product_attention`` (mmpretrain's default on torch >=
+      2.0): ``s = scale`` if bound, else ``head_dims ** -0.5``;
+    - mmpretrain's ``scaled_dot_product_attention_pyimpl`` (used when
+      ``qk_scale`` is set) DIVIDES by its ``scale`` argument, and
+      ``MultiheadAttention`` binds ``scale=head_dims ** -0.5`` whatever
+      ``qk_scale`` is, so there ``s = head_dims ** 0.5`` (we reproduce the
+      module, quirk included).
+    """
+    from mmpretrain.models.utils.attention import \
+        scaled_dot_product_attention_pyimpl
+    function = attn.scaled_dot_product_attention
+    scale = None
+    if isinstance(function, functools.partial):
+        scale = function.keywords.get('scale')
+        function = function.func
+    if function is F.scaled_dot_product_attention:
+        return float(scale) if scale is not None else attn.head_dims**-0.5
+    if function is scaled_dot_product_attention_pyimpl:
+        return 1.0 / float(scale) if scale else attn.head_dims**-0.5
+    raise TypeError(
+        f'{type(attn).__name__} computes attention with {function!r}: only '
+        'mmpretrain MultiheadAttention with torch / mmpretrain scaled dot '
+        'product attention is supported.')
+
+
+def check_attention_module(attn: nn.Module) -> None:
+    if not all(hasattr(attn, a) for a in ('qkv', 'num_heads', 'head_dims',
+                                          'scaled_dot_product_attention')):
+        raise TypeError(
+            f'{type(attn).__name__} is not an mmpretrain MultiheadAttention '
+            '(qkv, num_heads, head_dims): use a VisionTransformer, MAEViT or '
+            'SdAEViT encoder.')
+
+
+@torch.no_grad()
+def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Recompute the attention probabilities of ``attn`` on its input.
+
+    Args:
+        attn: an mmpretrain ``MultiheadAttention``.
+        x: its input (B, T, C), i.e. ``layer.ln1(tokens)``.
+
+    Returns:
+        (B, H, T, T) probabilities; row ``t`` is the distribution of query
+        ``t`` over all T keys (class token included) and sums to one.
+    """
+    check_attention_module(attn)
+    batch, tokens, _ = x.shape
+    qkv = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads,
+                              attn.head_dims).permute(2, 0, 3, 1, 4)
+    q, k = qkv[0], qkv[1]
+    logits = (q @ k.transpose(-2, -1)) * attention_multiplier(attn)
+    return logits.softmax(dim=-1)
+
+
+class AttentionRecorder:
+    """Context manager recording the attention probabilities of every block
+    of a ViT encoder (forward pre-hooks on ``encoder.layers[i].attn``).
+
+    Example:
+        >>> with AttentionRecorder(encoder) as recorder:
+        ...     run_encoder(encoder, images)
+        >>> maps = recorder.maps  # list over layers of (B, H, T, T)
+    """
+
+    def __init__(self, encoder: nn.Module):
+        self.modules = [layer.attn for layer in encoder_layers(encoder)]
+        for attn in self.modules:
+            check_attention_module(attn)
+        self.maps: List[Optional[torch.Tensor]] = [None] * len(self.modules)
+        self._handles = []
+
+    def _hook(self, index: int):
+
+        def hook(module, args):
+            self.maps[index] = attention_probs(module, args[0])
+
+        return hook
+
+    def __enter__(self) -> 'AttentionRecorder':
+        self.maps = [None] * len(self.modules)
+        self._handles = [
+            attn.register_forward_pre_hook(self._hook(i))
+            for i, attn in enumerate(self.modules)
+        ]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+@torch.no_grad()
+def attention_maps(encoder: nn.Module,
+                   images: torch.Tensor) -> List[torch.Tensor]:
+    """Attention probabilities of every block on whole images.
+
+    Args:
+        encoder: a ViT encoder (eval mode is the caller's choice; the
+            analysis tools use eval mode, i.e. no drop path).
+        images: normalised (B, 3, H, W) batch.
+
+    Returns:
+        list over layers of (B, H, T, T) tensors, T = extra tokens (the class
+        token, first) + patches in raster order.
+    """
+    with AttentionRecorder(encoder) as recorder:
+        run_encoder(encoder, images)
+    if any(m is None for m in recorder.maps):
+        raise RuntimeError(
+            f'{type(encoder).__name__}.forward did not run every attention '
+            'block; cannot record its attention.')
+    return list(recorder.maps)
 
 
 def normalize_layer_indices(indices: Sequence[int], depth: int,
@@ -48,16 +169,6 @@ def normalize_layer_indices(indices: Sequence[int], depth: int,
     return out
 
 
-def _attention_modules(encoder: nn.Module) -> nn.ModuleList:
-    layers = getattr(encoder, 'layers', None)
-    if layers is None or not len(layers):
-        raise TypeError(
-            f'{type(encoder).__name__} has no `layers`: attention capture '
-            'supports mmpretrain ViT encoders (VisionTransformer, MAEViT, '
-            'SdAEViT).')
-    return layers
-
-
 class AttentionCapture:
     """Context manager: run the attention of ``layers`` of ``encoder``
     explicitly and record its logits ``q k^T * s``.
@@ -75,18 +186,12 @@ class AttentionCapture:
     """
 
     def __init__(self, encoder: nn.Module, layers: Sequence[int]) -> None:
-        blocks = _attention_modules(encoder)
+        blocks = encoder_layers(encoder)
         self.depth = len(blocks)
         self.layers = normalize_layer_indices(layers, len(blocks))
         self.modules = {i: blocks[i].attn for i in self.layers}
         for attn in self.modules.values():
-            if not all(
-                    hasattr(attn, a)
-                    for a in ('qkv', 'num_heads', 'head_dims',
-                              'scaled_dot_product_attention')):
-                raise TypeError(
-                    f'{type(attn).__name__} is not an mmpretrain '
-                    'MultiheadAttention: cannot capture its attention.')
+            check_attention_module(attn)
         self.logits: Dict[int, torch.Tensor] = {}
         self._saved = {}
 

@@ -45,6 +45,9 @@ class TeacherInput:
         drop_remainder (bool): ``'multi_fold'`` only, see above.
     """
 
+    #: allowed values, for the start-up config check (utils/preflight.py)
+    choices = {'mode': TEACHER_INPUT_MODES}
+
     def __init__(self,
                  mode: str = 'multi_fold',
                  num_folds: Optional[int] = None,

@@ -1,0 +1,52 @@
+"""Small helpers on mmpretrain ViT encoders, shared by the algorithms and
+by the analysis tools (which import them from here, never the reverse)."""
+from typing import Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+__all__ = ['to_pair', 'run_encoder', 'encoder_layers', 'check_num_patches']
+
+
+def to_pair(value: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """``7 -> (7, 7)``, ``(7, 5) -> (7, 5)``."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f'expected an int or a pair, got {value!r}.')
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def run_encoder(encoder: nn.Module, images: torch.Tensor):
+    """Run a ViT encoder on the whole image, without masking.
+
+    ``MAEViT`` (and ``SdAEViT``) mask at random unless ``mask=None``:
+    mmpretrain's ``MAEViT.forward`` tests ``if mask is None or False``, so
+    only ``None`` (not ``False``) disables its masking.
+    """
+    from mmpretrain.models import MAEViT
+    if isinstance(encoder, MAEViT):
+        return encoder(images, mask=None)
+    return encoder(images)
+
+
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of an mmpretrain ViT encoder."""
+    layers = getattr(encoder, 'layers', None)
+    if layers is None or not len(layers):
+        raise TypeError(
+            f'{type(encoder).__name__} has no `layers`: pass an mmpretrain '
+            'ViT encoder (VisionTransformer, MAEViT, SdAEViT).')
+    return layers
+
+
+def check_num_patches(neck: nn.Module, encoder: nn.Module,
+                      key: str = 'neck') -> None:
+    """An MAE decoder (``neck``) holds one position embedding per patch of
+    its encoder: refuse a mismatch (it would fail deep inside the decoder,
+    or pair positions wrongly)."""
+    if neck.num_patches != encoder.num_patches:
+        raise ValueError(
+            f'{key}.num_patches={neck.num_patches} but the encoder has '
+            f'{encoder.num_patches} patches: set {key}.num_patches='
+            f'{encoder.num_patches} ((img_size / patch_size) ** 2).')
