@@ -1,9 +1,11 @@
 # Copyright (c) OpenMMLab. All rights reserved.
+from .inat2019 import INat2019
 from .procedural import ProceduralShapesDataset, ShapesGenerator
 from .shape_task import ProceduralShapeTaskDataset, ShapeTaskGenerator
 from .transforms import BadImageError, SafeLoadImageFromFile
 
 __all__ = [
-    'BadImageError', 'ProceduralShapeTaskDataset', 'ProceduralShapesDataset',
-    'SafeLoadImageFromFile', 'ShapesGenerator', 'ShapeTaskGenerator'
+    'BadImageError', 'INat2019', 'ProceduralShapeTaskDataset',
+    'ProceduralShapesDataset', 'SafeLoadImageFromFile', 'ShapesGenerator',
+    'ShapeTaskGenerator'
 ]
