@@ -49,7 +49,8 @@ def main(argv=None):
     from mmengine.logging import MMLogger
     MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
     results = ls.run(args.methods, budget, work_dir=args.work_dir,
-                     seed=args.seed, device=args.device)
+                     seed=args.seed, device=args.device,
+                     on_row=lambda partial: ls.save(partial, args.out_dir))
     ls.save(results, args.out_dir)
     print(ls.format_table(results))
     print(f'[learning signal] {args.out_dir}/learning_signal.json and .png')
