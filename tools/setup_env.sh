@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Build (or reuse) the mmsdae environment in a virtual environment.
 #
-# This script is the one place where the stack's versions are pinned:
-TORCH_VER=2.14.1        # CPU machine: installs from the local package index
-TORCHVISION_VER=0.29.1
-MMENGINE_VER=0.10.7
-MMCV_VER=2.1.0          # last release that mmdet 3.3 / mmseg 1.2 accept; no
-                        # wheel exists for this torch: built from source
-MMPRETRAIN_VER=1.2.0
-MMDET_VER=3.3.0
-MMSEG_VER=1.2.2
-TENSORBOARD_VER=2.21.0  # optional visualizer backend (TensorboardVisBackend)
-SETUPTOOLS_PIN='setuptools<70'  # mmcv's setup.py imports pkg_resources
+# The stack's versions are pinned in one place, requirements/*.txt (which
+# setup.py reads as well); this script installs exactly those.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+pin() {  # pin NAME -> the version requirements/runtime.txt pins for NAME
+  sed -n "s/^$1==\([^ #]*\).*/\1/p" "$ROOT/requirements/runtime.txt"
+}
+TORCH_VER=$(pin torch)        # CPU machine: installs from the local package index
+TORCHVISION_VER=$(pin torchvision)
+MMENGINE_VER=$(pin mmengine)
+MMCV_VER=$(pin mmcv)          # last release that mmdet 3.3 / mmseg 1.2 accept; no
+                              # wheel exists for this torch: built from source
+# mmcv 2.1.0's setup.py imports pkg_resources the old way: it is built with
+# this setuptools, which torch does not accept at run time; the last step
+# installs the requirements' setuptools (see requirements/runtime.txt).
+MMCV_BUILD_SETUPTOOLS='setuptools<70'
 #
 # Steps: venv -> torch/torchvision -> mmengine -> mmcv with compiled ops
-# (MMCV_WITH_OPS=1; setup.py patched to -std=c++20 when torch >= 2.10, whose
-# headers refuse C++17) -> mmpretrain/mmdet/mmseg (+ ftfy, regex that mmseg
-# imports without declaring) -> pytest, tensorboard -> mmsdae (editable).
+# (MMCV_WITH_OPS=1, built with $MMCV_BUILD_SETUPTOOLS; setup.py patched to
+# -std=c++20 when torch >= 2.10, whose headers refuse C++17) -> the rest of
+# requirements.txt (mmpretrain/mmdet/mmseg, the run-time setuptools, pytest,
+# tensorboard) -> mmsdae (editable) -> `pip check` must be clean.
 # The mmcv wheel is cached in $MMSDAE_WHEELHOUSE (default
 # ~/.cache/mmsdae/wheels/<torch version>-<python>/), so it is built once per
 # machine (7 minutes measured on 2 cores here; up to ~17 on slower ones) and
@@ -31,14 +36,14 @@ SETUPTOOLS_PIN='setuptools<70'  # mmcv's setup.py imports pkg_resources
 #   MMSDAE_WHEELHOUSE=DIR  where built mmcv wheels are kept.
 #   MAX_JOBS=N             parallel compile jobs for mmcv (default: nproc).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${1:-$ROOT/.venv}"
 WHEELHOUSE="${MMSDAE_WHEELHOUSE:-$HOME/.cache/mmsdae/wheels}"
 STAMP="$VENV/.mmsdae-env-stamp"
 log() { echo "[setup_env $(date +%H:%M:%S)] $*"; }
 die() { echo "[setup_env] ERROR: $*" >&2; exit 1; }
 
-WANT_STAMP="$(cat "$ROOT/tools/setup_env.sh" "$ROOT/setup.py" | sha256sum | cut -c1-16)"
+[ -n "$TORCH_VER" ] && [ -n "$MMCV_VER" ] || die "requirements/runtime.txt pins no torch==X / mmcv==X."
+WANT_STAMP="$(cat "$ROOT/tools/setup_env.sh" "$ROOT/setup.py" "$ROOT/requirements.txt" "$ROOT"/requirements/*.txt | sha256sum | cut -c1-16)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] \
    && "$VENV/bin/python" -c "import mmcv.ops, mmpretrain, mmdet, mmseg, mmsdae" 2>/dev/null; then
   log "environment is up to date: $VENV"
@@ -76,8 +81,8 @@ elif ! installed torch "$TORCH_VER" || ! installed torchvision "$TORCHVISION_VER
   log "installing torch==$TORCH_VER torchvision==$TORCHVISION_VER"
   pip_install "torch==$TORCH_VER" "torchvision==$TORCHVISION_VER"
 fi
-log "installing build requirements and mmengine==$MMENGINE_VER (pip may report that torch wants setuptools>=77: harmless, mmcv needs <70)"
-pip_install "$SETUPTOOLS_PIN" "mmengine==$MMENGINE_VER" numpy ninja psutil
+log "installing mmengine==$MMENGINE_VER"
+pip_install "mmengine==$MMENGINE_VER" numpy ninja psutil
 
 if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
   TAG=$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}".replace("+", "_"))')
@@ -86,7 +91,8 @@ if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; the
   WHL=$(ls "$CACHE"/mmcv-"$MMCV_VER"-*.whl 2>/dev/null | head -n1 || true)
   if [ -z "$WHL" ]; then
     command -v g++ >/dev/null || die "no C++ compiler (g++) found, needed to build mmcv's ops: install one (Debian: apt-get install g++)."
-    log "building mmcv $MMCV_VER with ops from source into $CACHE (7-17 minutes on 2 cores)"
+    log "building mmcv $MMCV_VER with ops from source into $CACHE (7-17 minutes on 2 cores; pip may report that torch wants setuptools>=77: the last step installs it)"
+    pip_install "$MMCV_BUILD_SETUPTOOLS"
     SRC=$(mktemp -d)
     trap 'rm -rf "$SRC"' EXIT
     pip_quiet download --no-deps --no-binary :all: --no-build-isolation "mmcv==$MMCV_VER" -d "$SRC" \
@@ -113,14 +119,26 @@ if ! installed mmcv "$MMCV_VER" || ! "$PY" -c "import mmcv.ops" 2>/dev/null; the
   pip_install "mmcv==$MMCV_VER" --find-links "$CACHE"
 fi
 
-log "installing mmpretrain==$MMPRETRAIN_VER mmdet==$MMDET_VER mmsegmentation==$MMSEG_VER"
+log "installing the rest of requirements.txt (mmpretrain, mmdet, mmsegmentation, setuptools, pytest, tensorboard)"
+REQS="$ROOT/requirements.txt"
+if [ "${MMSDAE_SYSTEM_TORCH:-0}" = 1 ]; then  # keep the system torch
+  REQS=$(mktemp)
+  grep -hvE '^(torch|torchvision)==|^-r ' "$ROOT"/requirements/*.txt > "$REQS"
+fi
 pip_install --find-links "$WHEELHOUSE/$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-cp{sys.version_info.major}{sys.version_info.minor}".replace("+", "_"))')" \
-  "mmcv==$MMCV_VER" "mmpretrain==$MMPRETRAIN_VER" "mmdet==$MMDET_VER" "mmsegmentation==$MMSEG_VER" ftfy regex pytest \
-  "tensorboard==$TENSORBOARD_VER"
+  -r "$REQS"
 log "installing mmsdae (editable)"
 EDITABLE_LOG=$(mktemp)
 "$PY" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$ROOT" > "$EDITABLE_LOG" 2>&1 \
   || { cat "$EDITABLE_LOG" >&2; die "pip install -e $ROOT failed (output above)."; }
 rm -f "$EDITABLE_LOG"
+if ! CHECK=$("$PY" -m pip --disable-pip-version-check check 2>&1); then
+  echo "$CHECK" >&2
+  if [ "${MMSDAE_SYSTEM_TORCH:-0}" = 1 ]; then
+    log "WARNING: pip check is not clean beside the system torch (above)"
+  else
+    die "pip check found inconsistent requirements (above)."
+  fi
+fi
 "$PY" -c "import torch, mmcv, mmcv.ops, mmpretrain, mmdet, mmseg, mmsdae; print('[setup_env] ready: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmpretrain', mmpretrain.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmsdae', mmsdae.__version__)"
 echo "$WANT_STAMP" > "$STAMP"
