@@ -28,6 +28,7 @@ from mmsdae.utils.dist import (DistEnvError,  # noqa: E402
 from mmsdae.utils.preflight import (PreflightError,  # noqa: E402
                                     check_data_roots,
                                     check_pretrained_checkpoints,
+                                    check_teacher_updates,
                                     check_unknown_keys)
 from mmsdae.utils.resume import (CheckpointFileError,  # noqa: E402
                                  CheckpointMismatchError,
@@ -175,6 +176,7 @@ def main():
     cfg = merge_args(Config.fromfile(args.config), args)
     try:
         check_unknown_keys(cfg)
+        check_teacher_updates(cfg)
         check_pretrained_checkpoints(cfg)
         check_data_roots(cfg)
     except PreflightError as exc:

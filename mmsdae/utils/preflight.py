@@ -349,6 +349,27 @@ def nested_option_problems(cls, node: dict, path: str) -> List[str]:
     return problems
 
 
+def check_teacher_updates(cfg) -> None:
+    """A model with an EMA teacher (a class attribute ``ema_hook`` naming the
+    hook it needs) has a hook that updates it (``updates_ema_teacher``);
+    without one the teacher silently stays the initial student."""
+    from mmengine import registry as reg
+
+    scope = cfg.get('default_scope')
+    model = resolve_type(reg.MODELS, (cfg.get('model') or {}).get('type'),
+                         scope)
+    wanted = getattr(model, 'ema_hook', None)
+    if not wanted:
+        return
+    for hook in cfg.get('custom_hooks') or []:
+        hook_cls = resolve_type(reg.HOOKS, hook.get('type'), scope)
+        if getattr(hook_cls, 'updates_ema_teacher', False):
+            return
+    raise PreflightError(
+        f'no hook updates the {model.__name__} teacher, so it would stay the '
+        f'initial student: add {wanted} to custom_hooks.')
+
+
 def check_unknown_keys(cfg) -> List[str]:
     """Every typed dict of ``model`` (recursively), the hooks, the
     datasets, their pipelines, the evaluators and the optimizer uses only

@@ -88,24 +88,33 @@ def test_iteration_based_loop_is_refused(make_runner, tmp_path, tiny_cfg):
         runner.train()
 
 
-def test_training_without_the_hook_warns_that_the_teacher_is_frozen(
-        make_runner, tmp_path, tiny_cfg, monkeypatch):
-    import mmsdae.models.algorithms.ema_teacher as ema_module
-    messages = []
-    monkeypatch.setattr(ema_module, 'print_log',
-                        lambda msg, **kwargs: messages.append(msg))
-    runner = make_runner(tmp_path, tiny_cfg, max_epochs=3,
-                         hooks=dict(type='TrainSummaryHook'))
-    runner.train()
-    frozen = [m for m in messages if 'never been updated' in m]
-    assert len(frozen) == 2  # once in each epoch after the first
-    assert frozen[0].startswith('epoch 1:')
+@pytest.mark.parametrize('config, hook', [
+    ('configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py',
+     "dict(type='SdAETeacherEMAHook')"),
+    ('configs/rcmae/rcmae_vit-tiny-p8_1xb32-10e_procedural-64px.py',
+     "dict(type='TeacherEMAHook', momentum=0.996"),
+])
+def test_a_config_without_the_ema_hook_is_refused_at_start_up(config, hook):
+    from mmengine.config import Config
 
-    messages.clear()
-    runner = make_runner(tmp_path / 'with_hook', tiny_cfg, max_epochs=3,
-                         hooks=dict(type='SdAETeacherEMAHook'))
-    runner.train()
-    assert not [m for m in messages if 'never been updated' in m]
+    from mmsdae.utils.preflight import PreflightError, check_teacher_updates
+    cfg = Config.fromfile(config)
+    check_teacher_updates(cfg)  # the shipped config has its hook
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if 'TeacherEMAHook' not in h['type']]
+    with pytest.raises(PreflightError, match='initial student') as err:
+        check_teacher_updates(cfg)
+    assert f'add {hook}' in str(err.value)
+
+
+def test_models_without_an_ema_teacher_need_no_hook():
+    from mmengine.config import Config
+
+    from mmsdae.utils.preflight import check_teacher_updates
+    cfg = Config.fromfile(
+        'configs/rcmae/mae_vit-tiny-p8_1xb32-10e_procedural-64px.py')
+    cfg.custom_hooks = []
+    check_teacher_updates(cfg)
 
 
 def record_updates(runner):

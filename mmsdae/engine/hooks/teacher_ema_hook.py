@@ -103,6 +103,8 @@ class TeacherEMAHook(Hook):
     """
 
     priority = 'NORMAL'  # before CheckpointHook (VERY_LOW) saves the epoch
+    #: read by the start-up check (utils/preflight.check_teacher_updates)
+    updates_ema_teacher = True
 
     def __init__(self,
                  momentum: float,

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-from mmengine.logging import MessageHub, print_log
+from mmengine.logging import print_log
 from mmpretrain.models import BaseSelfSupervisor
 from torch import nn
 
@@ -80,7 +80,8 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
     """
 
     teacher_of: Dict[str, str] = {'backbone': 'teacher'}
-    #: the hook config :meth:`_warn_if_teacher_frozen` asks for
+    #: the hook that updates the teacher; ``tools/train.py`` refuses a config
+    #: without it (utils/preflight.check_teacher_updates)
     ema_hook: str = ("dict(type='TeacherEMAHook', momentum=..., "
                      'end_momentum=...)')
 
@@ -115,7 +116,6 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
         # EMA updates so far; in the state dict, so it survives resume
         self.register_buffer('teacher_updates', torch.zeros((),
                                                             dtype=torch.long))
-        self._checked_epoch = 0
         self.register_load_state_dict_pre_hook(self._fill_missing_teacher)
 
     def build_teachers(self) -> None:
@@ -207,21 +207,6 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
                 else:
                     value.copy_(student_state[name])
         self.teacher_updates += 1
-
-    def _warn_if_teacher_frozen(self) -> None:
-        """Once per epoch (one host sync): warn when a whole epoch went by
-        without any teacher update, i.e. no EMA hook is running."""
-        epoch = MessageHub.get_current_instance().get_info('epoch') or 0
-        if epoch < 1 or epoch == self._checked_epoch:
-            return
-        self._checked_epoch = epoch
-        if int(self.teacher_updates) == 0:
-            print_log(
-                f'epoch {epoch}: the {type(self).__name__} teacher has never '
-                'been updated, so it is still the initial student. Add '
-                f'{self.ema_hook} to custom_hooks.',
-                logger='current',
-                level=logging.WARNING)
 
     def extract_feat(self, inputs: torch.Tensor):
         """Features of the whole image from ``feature_encoder``."""

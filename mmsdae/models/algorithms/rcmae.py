@@ -119,7 +119,6 @@ class RCMAE(EMATeacherSelfSupervisor):
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
         """One RC-MAE step: Eq. 6 (``loss_rec`` + ``loss_cons``)."""
-        self._warn_if_teacher_frozen()
         latent, mask, ids_restore = self.backbone(inputs)
         pred = self.neck(latent, ids_restore)
         teacher_pred, _ = self.teacher_reconstruction(inputs, ids_restore)

@@ -119,7 +119,6 @@ class SdAE(EMATeacherSelfSupervisor):
         Returns ``loss`` and, for the logs, ``cos_sim`` (the mean
         teacher-student cosine similarity; not part of the loss).
         """
-        self._warn_if_teacher_frozen()
         # the mask first, then the teacher, then the student: the teacher's
         # transient activations are freed before the student's (kept for
         # backward) exist, so they do not add to the peak memory
