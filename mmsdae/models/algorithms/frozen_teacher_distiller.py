@@ -30,9 +30,8 @@ class FrozenTeacherSelfSupervisor(FrozenTeacherHolderMixin,
       DDP, no drop path;
     - are not saved in the run's checkpoints (only a fingerprint; see
       :class:`FrozenTeacher`): resuming reloads them from their files;
-    - run through :meth:`run_teacher` (:class:`TeacherForwardMixin`, shared
-      with the EMA teachers): inference mode, autocast in the step's AMP dtype,
-      float32 outputs.
+    - run through :meth:`run_teacher`
+      (:mod:`mmsdae.models.utils.teacher_forward`).
 
     Args:
         teacher_amp_dtype (str, optional): the teachers' autocast dtype under

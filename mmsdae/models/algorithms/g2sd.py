@@ -137,8 +137,7 @@ class G2SD(FrozenTeacherSelfSupervisor):
         ``num_visible`` of ``ids_shuffle``), its decoder runs
         ``target_block`` blocks, and the hidden state is normalized per
         token: ``F.layer_norm(h, (C,), eps=1e-6)`` (no weight / bias).
-        Runs through :meth:`run_teacher` (inference mode, the step's AMP dtype,
-        float32 out).
+        Runs through :meth:`run_teacher`.
         """
         return self.run_teacher(self._teacher_targets, inputs, ids_shuffle)
 

@@ -20,59 +20,38 @@ TEACHER_M_INPUTS = ('visible', 'full')
 class HybridDistill(FrozenTeacherSelfSupervisor):
     """Distil a ViT from two frozen teachers at once.
 
-    What the sources establish (abstracts of arXiv 2306.15876 and of the
-    ICLR 2024 version, appendix ``papers/hybrid_distill_appendix.txt``):
-
-    - ``teacher_c`` (T_c): a supervised or contrastive ViT, DeiT or CLIP.
-      The student regresses its *final* features through a projection
+    - ``teacher_c`` (T_c): a supervised or contrastive ViT, DeiT or CLIP,
+      whose *final* features the student regresses through a projection
       (:class:`FeatureDistillHead`, ``head``): discrimination;
-    - ``teacher_m`` (T_m): an MIM ViT, MAE. The student imitates its token
-      relations, i.e. attention maps, at *intermediate* blocks
+    - ``teacher_m`` (T_m): an MIM ViT, MAE, whose token relations (attention
+      maps) the student imitates at *intermediate* blocks
       (:class:`TokenRelationHead`, ``relation_head``): diversity;
-    - ``L = L_feature + alpha * L_relation``; appendix Table A4 sweeps alpha
-      in {0, 0.1, 0.3, 0.5, 0.7, 1.0}, 1.0 is best for both teacher pairs
-      (alpha = 0 is "no MIM supervision": T_m is then not run at all);
+    - ``L = L_feature + alpha * L_relation`` (appendix Table A4: alpha = 1
+      best; alpha = 0 does not run T_m);
     - progressive redundant token masking of the student's input
-      (``token_masking``; appendix Table A5 on / off);
-    - symmetric student: no asymmetric decoder (appendix B.3 abandons it)
-      and no extra attention parameters (B.1): the student is a plain ViT
-      (``backbone``, :class:`SdAEViT` so it can encode a subset of the
-      patches), exported alone for downstream tasks
-      (``tools/model_converters/sdae_to_vit.py``: ``backbone.*``);
-    - ViT-B students, 300 distillation epochs for the headline results.
+      (``token_masking``, appendix Table A5);
+    - the student is a plain ViT (``backbone``, :class:`SdAEViT` so it can
+      encode a subset of the patches), exported alone for downstream tasks.
 
-    Open in those sources (the main paper's method section could not be
-    consulted here), each a config option, with our default:
-
-    - ``relation_layers``: which student blocks imitate which T_m blocks.
-      Default: every block but the last (``range(depth - 1)``, the same
-      index in T_m), the literal reading of "intermediate layers" with the
-      last block left to T_c's features;
-    - the distances: see :mod:`mmsdae.models.heads.hybrid_distill_head`
-      (smooth L1 on LayerNorm-ed T_c tokens; per-head KL of attention
-      rows);
-    - how redundancy is scored and the schedule: see
-      :mod:`mmsdae.models.utils.token_masking` (class-token attention of
-      T_c's last block; stages over the training progress);
-    - ``teacher_m_input``: T_m runs on the tokens the student sees
-      (``'visible'``, default: an MAE encoder is trained on visible subsets,
-      and the student and teacher attention rows are distributions over the
-      same tokens) or on the whole image (``'full'``: its logits are
-      restricted to the student's tokens, so each row is renormalised over
-      them).
+    The defaults where the sources are silent (relation blocks, distances,
+    redundancy score, schedule, ``teacher_m_input``) are listed in
+    ``configs/hybrid_distill/README.md``.
 
     One step (:meth:`loss`):
 
-    1. T_c encodes the whole image (inference mode; the step's AMP dtype):
+    1. teacher pass (:meth:`teacher_pass`): T_c encodes the whole image:
        final tokens (B, 1 + N, C_c) and, when masking, the redundancy score
-       of every patch;
-    2. the ``k`` most redundant patches are masked, ``k`` from the schedule
-       at the current training progress (epoch / max_epochs);
-    3. T_m gives its attention logits at ``teacher_relation_layers`` over
-       the class token and the kept patches;
-    4. the student encodes the class token and the kept patches; its
-       attention logits at ``relation_layers`` and its final tokens go to
-       the two heads, against T_c's tokens at the same positions.
+       of every patch; with ``teacher_m_input='full'`` T_m's attention
+       logits over every token too;
+    2. token selection (:meth:`select_tokens`): the ``k`` most redundant
+       patches are masked, ``k`` from the schedule at the training progress
+       (epoch / max_epochs); T_m's relations over the kept tokens
+       (:meth:`relation_targets`);
+    3. student pass (:meth:`student_pass`): the student encodes the class
+       token and the kept patches; its attention logits at
+       ``relation_layers`` are captured;
+    4. losses (:meth:`distill_losses`): the two heads, against T_c's tokens
+       at the same positions and T_m's relations.
 
     Args:
         backbone (dict): the student, :class:`SdAEViT` (its ``mask_ratio``
@@ -93,7 +72,10 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
             they imitate, pairwise (default: the same indices).
         token_masking (dict, optional): :class:`ProgressiveRedundantMasking`
             arguments; ``None`` switches masking off (Table A5).
-        teacher_m_input (str): ``'visible'`` or ``'full'``, see above.
+        teacher_m_input (str): ``'visible'`` (default: T_m runs on the
+            tokens the student sees) or ``'full'`` (T_m runs on the whole
+            image; its logits are restricted to the student's tokens, so
+            each row is renormalised over them).
         teacher_c_norm (dict, optional): ``dict(mean=..., std=...)`` (0-255
             RGB) that T_c was trained with when it differs from the data
             preprocessor's, e.g. CLIP's; the student's input is re-normalised
@@ -350,13 +332,20 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
         return capture.get(self.teacher_relation_layers), score
 
     @staticmethod
-    def restrict(logits: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    def token_index(kept: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + n) positions of the class token and the ``kept`` patches
+        (B, n) in a (class token + N patches) sequence."""
+        return torch.cat([kept.new_zeros(kept.shape[0], 1), kept + 1], dim=1)
+
+    @classmethod
+    def restrict(cls, logits: torch.Tensor,
+                 kept: torch.Tensor) -> torch.Tensor:
         """Logits (B, H, 1 + N, 1 + N) over every token -> over the class
         token and the ``kept`` patches (B, n): rows and columns selected, so
         their softmax renormalises the teacher's attention over the
         student's tokens."""
-        batch, heads = logits.shape[:2]
-        index = torch.cat([kept.new_zeros(batch, 1), kept + 1], dim=1)
+        heads = logits.shape[1]
+        index = cls.token_index(kept)
         rows = index[:, None, :, None].expand(-1, heads, -1,
                                               logits.shape[-1])
         logits = logits.gather(2, rows)
@@ -365,48 +354,88 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
 
     # --- step ---------------------------------------------------------------
 
+    def teacher_pass(
+        self, inputs: torch.Tensor, num_masked: int
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor],
+               Optional[List[torch.Tensor]]]:
+        """Step 1: T_c's final tokens (B, 1 + N, C_c); the redundancy score
+        (B, N) when ``num_masked > 0`` (else None); T_m's relation logits
+        over every token with ``teacher_m_input='full'`` (else None)."""
+        masking = self.token_masking
+        score_by_c = num_masked > 0 and masking.score_teacher == 'teacher_c'
+        tokens, score = self.teacher_c_pass(inputs, score_by_c)
+        relations = None
+        if self.alpha > 0 and self.teacher_m_input == 'full':
+            relations, score_m = self.teacher_m_relations(
+                inputs,
+                all_patches(inputs.shape[0], self.backbone.num_patches,
+                            inputs.device))
+            if not score_by_c:
+                score = score_m
+        return tokens, score, relations
+
     def select_tokens(self, score: Optional[torch.Tensor], batch: int,
                       num_masked: int, device) -> torch.Tensor:
-        """The patches the student sees, (B, N - k) in raster order."""
+        """Step 2: the patches the student sees, (B, N - k) in raster
+        order."""
         if num_masked == 0:
             return all_patches(batch, self.backbone.num_patches, device)
         return self.token_masking.split(score, num_masked)[0]
 
-    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
-             **kwargs) -> Dict[str, torch.Tensor]:
-        """One Hybrid Distill step: ``loss_feature`` + ``loss_relation``
-        (already multiplied by alpha), and ``masked_tokens`` (logged)."""
-        batch, device = inputs.shape[0], inputs.device
-        use_m = self.alpha > 0
-        k = self.num_masked()
-        masking = self.token_masking
-        score_by_c = k > 0 and masking.score_teacher == 'teacher_c'
-        target_all, score = self.teacher_c_pass(inputs, score_by_c)
-        relations_m = None
-        if use_m and self.teacher_m_input == 'full':
-            relations_m, score_m = self.teacher_m_relations(
-                inputs, all_patches(batch, self.backbone.num_patches,
-                                    device))
-            if not score_by_c:
-                score = score_m
-        kept = self.select_tokens(score, batch, k, device)
-        if use_m:
-            if relations_m is None:
-                relations_m, _ = self.teacher_m_relations(inputs, kept)
-            elif k > 0:
-                relations_m = [self.restrict(r, kept) for r in relations_m]
+    def relation_targets(
+            self, inputs: torch.Tensor, kept: torch.Tensor,
+            relations: Optional[List[torch.Tensor]]
+    ) -> Optional[List[torch.Tensor]]:
+        """Step 2: T_m's relation logits over the class token and the
+        ``kept`` patches: from the full-image pass (``relations``) when
+        there is one, else a T_m pass on those tokens; None with alpha =
+        0."""
+        if self.alpha == 0:
+            return None
+        if relations is None:
+            return self.teacher_m_relations(inputs, kept)[0]
+        if kept.shape[1] < self.backbone.num_patches:
+            return [self.restrict(r, kept) for r in relations]
+        return relations
 
-        layers = self.relation_layers if use_m else []
+    def student_pass(self, inputs: torch.Tensor, kept: torch.Tensor
+                     ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Step 3: the student's final tokens (B, 1 + n, C) on the class
+        token and the ``kept`` patches, and its attention logits at
+        ``relation_layers`` (none with alpha = 0)."""
+        layers = self.relation_layers if self.alpha > 0 else []
         with AttentionCapture(self.backbone, layers) as capture:
             latent = self.backbone.encode_patches(
                 inputs, kept.unsqueeze(1), keep_cls=True).squeeze(1)
-        index = torch.cat([kept.new_zeros(batch, 1), kept + 1], dim=1)
-        target = target_all.gather(
-            1, index.unsqueeze(-1).expand(-1, -1, target_all.shape[-1]))
+        return latent, capture.get(layers)
+
+    def distill_losses(self, latent: torch.Tensor, target: torch.Tensor,
+                       relations_s: List[torch.Tensor],
+                       relations_m: Optional[List[torch.Tensor]]
+                       ) -> Dict[str, torch.Tensor]:
+        """Step 4: ``loss_feature`` and, with alpha > 0, ``loss_relation``
+        (already multiplied by alpha)."""
         losses = dict(loss_feature=self.head.loss(latent, target))
-        if use_m:
-            relation = self.relation_head.loss(capture.get(layers),
-                                               relations_m)
+        if self.alpha > 0:
+            relation = self.relation_head.loss(relations_s, relations_m)
             losses['loss_relation'] = self.alpha * relation
-        losses['masked_tokens'] = torch.tensor(float(k), device=device)
+        return losses
+
+    def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """One Hybrid Distill step (steps 1-4 of the class docstring): the
+        losses and ``masked_tokens`` (logged)."""
+        num_masked = self.num_masked()
+        tokens_c, score, relations = self.teacher_pass(inputs, num_masked)
+        kept = self.select_tokens(score, inputs.shape[0], num_masked,
+                                  inputs.device)
+        relations_m = self.relation_targets(inputs, kept, relations)
+        latent, relations_s = self.student_pass(inputs, kept)
+        index = self.token_index(kept)
+        target = tokens_c.gather(
+            1, index.unsqueeze(-1).expand(-1, -1, tokens_c.shape[-1]))
+        losses = self.distill_losses(latent, target, relations_s,
+                                     relations_m)
+        losses['masked_tokens'] = torch.tensor(float(num_masked),
+                                               device=inputs.device)
         return losses

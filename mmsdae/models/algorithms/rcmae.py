@@ -100,7 +100,7 @@ class RCMAE(EMATeacherSelfSupervisor):
         order, ``ids_restore.argsort()[:, :num_visible]``); RC-MAE-D draws a
         new random mask. Returns the reconstruction (B, N, P * P * C) and
         the ``ids_restore`` the teacher used. Runs through
-        :meth:`run_teacher` (inference mode, the step's AMP dtype).
+        :meth:`run_teacher`.
         """
         return self.run_teacher(self._teacher_reconstruction, inputs,
                                 ids_restore)

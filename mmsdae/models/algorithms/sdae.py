@@ -98,8 +98,7 @@ class SdAE(EMATeacherSelfSupervisor):
             (B, N, C) float32; positions no sequence covers are zero.
 
         All ``B x G`` sequences are one batched forward pass
-        (:meth:`SdAEViT.encode_patches`), run by :meth:`run_teacher`:
-        inference mode, the step's AMP dtype.
+        (:meth:`SdAEViT.encode_patches`), run by :meth:`run_teacher`.
         """
         return self.run_teacher(self._teacher_targets, inputs, teacher_ids)
 

@@ -12,17 +12,9 @@ ICLR 2024), one class each:
 The algorithm (:class:`mmsdae.models.HybridDistill`) adds them as
 ``L = L_feature + alpha * L_relation`` (appendix Table A4: alpha = 1 best).
 
-The distance functions are not given by the sources this package could
-consult (appendix and abstracts; the main paper's method section was not
-available). Defaults, each a config option:
-
-- features: smooth L1 (beta 2) to the teacher tokens normalised per token
-  by LayerNorm without affine parameters: the feature-distillation
-  convention of FD (Wei et al. 2022) and dBOT, the two baselines Hybrid
-  Distill re-runs with their official code (appendix Table A1);
-- relations: KL(T_m || student) of every query's attention distribution,
-  per head (the attention rows are probability distributions; MiniLM's
-  self-attention distillation uses the same distance).
+Defaults where the sources are silent (smooth L1 on LayerNorm-ed T_c
+tokens; per-head KL of attention rows) are argued in
+``configs/hybrid_distill/README.md``; each is a config option.
 """
 from typing import Optional, Sequence
 

@@ -1,8 +1,8 @@
 """The loss terms of G2SD's specific (task) distillation, as plain functions
 of tensors (no mmdet / mmseg import), so that each can be checked by hand.
 
-Sources: the G2SD supplementary (``shared/papers/g2sd_supplementary.txt``,
-Sec. 1) and the released code (pengzhiliang/G2SD):
+Sources: the G2SD supplementary (Sec. 1) and the released code
+(pengzhiliang/G2SD):
 
 * classification: DeiT's hard distillation (Touvron et al. 2021, Eq. 3:
   ``L = 1/2 CE(psi(Z_s), y) + 1/2 CE(psi(Z_dt), y_t)``, ``y_t =

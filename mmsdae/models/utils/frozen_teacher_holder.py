@@ -6,8 +6,7 @@ frozen teacher of their task. :class:`FrozenTeacherHolderMixin` gives them
 what :class:`~mmsdae.models.algorithms.FrozenTeacherSelfSupervisor` gives
 the pre-training distillers: the teacher is built and loaded from its local
 file when the model is built, left out of ``init_weights``, and run through
-:meth:`~mmsdae.models.utils.TeacherForwardMixin.run_teacher` (inference
-mode, autocast in the step's AMP dtype, float32 outputs).
+:meth:`~mmsdae.models.utils.TeacherForwardMixin.run_teacher`.
 """
 from typing import Optional
 

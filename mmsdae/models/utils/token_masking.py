@@ -1,25 +1,17 @@
 """Progressive redundant token masking of the student's input (Hybrid
-Distill, arXiv 2306.15876 Sec. 3; appendix Table A5 switches it on / off).
+Distill, arXiv 2306.15876 Sec. 3; appendix Table A5 switches it on / off):
+redundant tokens are masked from the student's input, progressively during
+distillation.
 
-What the sources establish: redundant tokens are masked from the student's
-input, progressively during distillation, to cut the cost and to act as a
-regulariser that keeps the student out of the local optimum of long
-unmasked distillation (appendix A.4, Table A5: with masking, 300 epochs beat
-100; without, they do not). What they leave open here (the method section
-of the main paper could not be consulted; the appendix and the abstracts
-are silent): how redundancy is scored, how many tokens, and when. Our
-choices, each a config option:
+How redundancy is scored and the schedule are our choices (argued in
+``configs/hybrid_distill/README.md``), each a config option:
 
 - score: the class-token attention of a teacher's block, averaged over the
-  heads (:func:`class_token_attention`); the patches the class token
-  attends to least are the redundant ones (EViT's "inattentive tokens").
-  Default: the last block of T_c (DeiT / CLIP), whose class token is the
-  trained, discriminative summary of the image and whose full-image pass
-  Hybrid Distill runs anyway for the feature target.
-- schedule: :class:`ProgressiveRedundantMasking` ``stages``, a step function
-  of the training progress (epoch / max_epochs) to the fraction of patches
-  masked, non-decreasing ("progressive"). Default in the configs: none in
-  the first third, 25 % in the second, 50 % in the last third.
+  heads (:func:`class_token_attention`); low = redundant. Default: the last
+  block of T_c.
+- schedule: :class:`ProgressiveRedundantMasking` ``stages``, a
+  non-decreasing step function of the training progress (epoch /
+  max_epochs) to the fraction of patches masked.
 """
 from typing import Optional, Sequence, Tuple
 
