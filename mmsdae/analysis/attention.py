@@ -5,7 +5,8 @@ The maps come from :func:`mmsdae.models.utils.attention_capture.
 attention_maps` (re-exported here with the recorder it uses).
 
 Used by ``tools/analysis_tools/vis_attention.py`` (class-token attention of
-the last block per head, SdAE supplementary Fig. S-3) and
+the last block per head, SdAE supplementary Fig. S-3; with ``--query`` the
+region holding 10 % of a query patch's attention mass, RC-MAE Fig. 4) and
 ``tools/analysis_tools/attention_distance.py`` (average attention distance
 per layer and head, Hybrid Distill appendix Figs. A1-A4).
 """
@@ -22,8 +23,9 @@ from ..models.utils.vit import run_encoder, to_pair
 
 __all__ = [
     'AttentionRecorder', 'attention_multiplier', 'attention_probs',
-    'run_encoder', 'attention_maps', 'cls_attention', 'patch_distances',
-    'attention_distance', 'attention_distances'
+    'run_encoder', 'attention_maps', 'cls_attention', 'query_attention',
+    'mass_region', 'patch_distances', 'attention_distance',
+    'attention_distances'
 ]
 
 PatchSize = Union[int, Sequence[int]]
@@ -74,6 +76,66 @@ def cls_attention(attn: torch.Tensor,
         maps = maps / maps.sum(dim=-1, keepdim=True)
     maps = maps.reshape(*maps.shape[:2], height, width)
     return maps[0] if single else maps
+
+
+# --------------------------------------------------------------------------
+# The attention region of a query patch (RC-MAE Fig. 4)
+# --------------------------------------------------------------------------
+def query_attention(attn: torch.Tensor,
+                    query: Sequence[int],
+                    grid: Optional[Sequence[int]] = None,
+                    num_extra_tokens: int = 1) -> torch.Tensor:
+    """Attention of the patch at ``query = (row, col)`` to the patches,
+    renormalised to sum to one over the patch keys (the class token is no
+    part of the image region; DINO's attention thresholding does the same).
+
+    Args:
+        attn: (B, H, T, T) (or (H, T, T)) probabilities.
+        query: (row, column) of the query patch in the (h, w) grid.
+        grid: (h, w) patches; None for a square grid.
+        num_extra_tokens: tokens before the patches.
+
+    Returns:
+        (B, H, h, w) (or (H, h, w)) maps.
+    """
+    single = attn.dim() == 3
+    if single:
+        attn = attn.unsqueeze(0)
+    height, width = _grid_of(attn.shape[-1] - num_extra_tokens, grid)
+    row, col = to_pair(query)
+    if not (0 <= row < height and 0 <= col < width):
+        raise ValueError(f'query patch ({row}, {col}) is outside the '
+                         f'{height}x{width} patch grid.')
+    index = num_extra_tokens + row * width + col
+    maps = attn[:, :, index, num_extra_tokens:].double()
+    maps = maps / maps.sum(dim=-1, keepdim=True)
+    maps = maps.reshape(*maps.shape[:2], height, width)
+    return maps[0] if single else maps
+
+
+def mass_region(weights: torch.Tensor, mass: float = 0.1) -> torch.Tensor:
+    """The smallest set of positions whose weights hold at least ``mass`` of
+    the total: the largest weights, taken in decreasing order until their
+    sum reaches ``mass * total`` (RC-MAE Fig. 4 with ``mass=0.1``: "attention
+    maps obtained by thresholding 10 % mass of the query patch").
+
+    Args:
+        weights: (..., h, w) non-negative maps (e.g. :func:`query_attention`);
+            each map is one region.
+        mass: the fraction of each map's total to hold, in (0, 1].
+
+    Returns:
+        bool tensor shaped like ``weights``.
+    """
+    if not 0 < mass <= 1:
+        raise ValueError(f'mass={mass}: choose a fraction in (0, 1].')
+    flat = weights.flatten(-2).double()
+    order = flat.argsort(dim=-1, descending=True, stable=True)
+    ranked = flat.gather(-1, order)
+    before = ranked.cumsum(dim=-1) - ranked  # mass of the larger ones
+    keep = before < mass * flat.sum(dim=-1, keepdim=True)
+    region = torch.zeros_like(keep).scatter(-1, order, keep)
+    return region.reshape(weights.shape)
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from PIL import Image
 from mmsdae.analysis.attention import (AttentionRecorder, attention_distance,
                                        attention_distances, attention_maps,
                                        attention_multiplier, attention_probs,
-                                       cls_attention, run_encoder)
+                                       cls_attention, mass_region,
+                                       query_attention, run_encoder)
 from mmsdae.analysis.checkpoints import (load_encoder, load_images,
                                          normalize_images)
 
@@ -307,6 +308,66 @@ def test_procedural_images_and_normalisation():
 
 
 # --------------------------------------------------------------------------
+# The region of 10 % attention mass (RC-MAE Fig. 4) on a constructed map
+# --------------------------------------------------------------------------
+def query_row_map():
+    """(2, 1 + 64, 1 + 64) attention, 8 x 8 grid, query patch (2, 3).
+
+    Head 0, query row: 0.3 on the class token; over the patches (x 0.7):
+    0.055 on the query itself, 0.030 on its right neighbour (2, 4), 0.025
+    below it (3, 3), the other 61 patches 0.89 / 61 = 0.01459 each. Head 1:
+    uniform over every token. Other rows: uniform."""
+    n = 64
+    attn = torch.full((2, n + 1, n + 1), 1.0 / (n + 1), dtype=torch.float64)
+    query = 1 + 2 * 8 + 3
+    patches = torch.full((n, ), 0.89 / 61, dtype=torch.float64)
+    patches[2 * 8 + 3], patches[2 * 8 + 4], patches[3 * 8 + 3] = \
+        0.055, 0.030, 0.025
+    attn[0, query, 0] = 0.3
+    attn[0, query, 1:] = 0.7 * patches
+    return attn
+
+
+def test_query_attention_is_the_query_row_renormalised_over_patches():
+    maps = query_row_map()
+    row = query_attention(maps, (2, 3))
+    assert row.shape == (2, 8, 8)
+    torch.testing.assert_close(row.sum(dim=(1, 2)),
+                               torch.ones(2, dtype=torch.float64))
+    assert row[0, 2, 3].item() == pytest.approx(0.055)
+    assert row[0, 2, 4].item() == pytest.approx(0.030)
+    assert row[1, 5, 5].item() == pytest.approx(1 / 64)
+    with pytest.raises(ValueError, match='outside the 8x8'):
+        query_attention(maps, (8, 0))
+
+
+@pytest.mark.parametrize('mass, patches', [
+    # hand computation: 0.055 < 0.10, 0.055 + 0.030 = 0.085 < 0.10,
+    # + 0.025 = 0.110 >= 0.10: the query, its right neighbour, the one below
+    (0.10, {(2, 3), (2, 4), (3, 3)}),
+    (0.05, {(2, 3)}),  # the query alone holds 0.055
+    (0.09, {(2, 3), (2, 4), (3, 3)}),
+])
+def test_mass_region_is_the_smallest_set_holding_the_mass(mass, patches):
+    region = mass_region(query_attention(query_row_map(), (2, 3))[0], mass)
+    assert region.dtype == torch.bool
+    assert {tuple(p) for p in region.nonzero().tolist()} == patches
+
+
+def test_mass_region_of_uniform_attention_and_of_the_raw_row():
+    row = query_attention(query_row_map(), (2, 3))
+    # uniform over 64 patches: ceil(0.1 * 64) = 7 patches hold 10 %
+    assert int(mass_region(row[1], 0.1).sum()) == 7
+    assert bool(mass_region(row, 1.0).all())
+    # the class token is no key of the region: left among the keys, its 0.3
+    # alone would hold the 10 % and no patch would be in the region
+    full_row = query_row_map()[0, 1 + 2 * 8 + 3].reshape(1, 65)
+    assert mass_region(full_row, 0.1).nonzero().tolist() == [[0, 0]]
+    with pytest.raises(ValueError, match='mass=0'):
+        mass_region(row, 0.0)
+
+
+# --------------------------------------------------------------------------
 # The CLI tools
 # --------------------------------------------------------------------------
 def test_vis_attention_writes_png_and_json(demo_checkpoint, tmp_path):
@@ -334,6 +395,42 @@ def test_vis_attention_writes_png_and_json(demo_checkpoint, tmp_path):
                 maps.sum(axis=(1, 2)) + model['cls_to_cls'], 1.0, atol=1e-5)
     student, teacher = (np.asarray(m['cls_attention'])
                         for m in result['images'][0]['models'])
+    assert not np.allclose(student, teacher)
+
+
+def test_vis_attention_query_regions_of_several_checkpoints(
+        demo_checkpoint, tmp_path):
+    tool = load_tool('vis_attention')
+    path, _ = demo_checkpoint
+    out = tool.main([
+        DEMO_CONFIG, path, '--compare', DEMO_CONFIG, path, '--compare',
+        DEMO_CONFIG, path, '--encoder', 'student', 'teacher', 'student',
+        '--labels', 'A', 'B', 'C', '--num-images', '2', '--query', '3', '4',
+        '--out-dir', str(tmp_path)
+    ])
+    with Image.open(out['regions_png']) as image:
+        assert image.size == (3 * round(tool.CELL * tool.DPI),
+                              round((tool.HEADER + 2 * tool.CELL) * tool.DPI))
+    with open(out['regions_json']) as f:
+        result = json.load(f)
+    assert result['query'] == [3, 4] and result['mass'] == 0.1
+    assert len(result['images']) == 2
+    for image in result['images']:
+        assert [m['label'] for m in image['models']] == ['A', 'B', 'C']
+        for model in image['models']:
+            attn = np.asarray(model['query_attention'])
+            region = np.asarray(model['region'], dtype=bool)
+            assert attn.shape == region.shape == (8, 8)
+            assert attn.sum() == pytest.approx(1.0, abs=1e-5)
+            # the region holds 10 %, and drops below without its smallest
+            assert model['region_size'] == region.sum()
+            assert model['region_mass'] == pytest.approx(attn[region].sum(),
+                                                         abs=1e-6)
+            assert attn[region].sum() >= 0.1 - 1e-6
+            assert attn[region].sum() - attn[region].min() < 0.1
+            assert attn[region].min() >= attn[~region].max() - 1e-7
+    student, teacher = (np.asarray(m['query_attention'])
+                        for m in result['images'][0]['models'][:2])
     assert not np.allclose(student, teacher)
 
 

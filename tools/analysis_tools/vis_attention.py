@@ -1,6 +1,7 @@
-"""Class-token attention of the last block, per head, for one or two models
-(SdAE supplementary Fig. S-3: self-attention maps of two pre-trained
-encoders side by side).
+"""Class-token attention of the last block, per head, for one or more
+models (SdAE supplementary Fig. S-3: self-attention maps of two pre-trained
+encoders side by side); with --query, the region holding 10 % of a query
+patch's attention mass (RC-MAE Fig. 4).
 
 For every image, each model gets three columns:
 
@@ -25,11 +26,22 @@ For every image, each model gets three columns:
 
 Writes, under --out-dir:
 
-  attention_maps.png   rows = images; columns as above, model A then B
+  attention_maps.png   rows = images; columns as above, model A, then each
+                       --compare model
   attention_maps.json  per image and model: per-head class-token attention
                        over the patches (H x h x w lists, raw
                        probabilities), its shape, the class token's
                        attention to itself per head, the head mean
+
+With --query ROW COL (RC-MAE Fig. 4), also:
+
+  query_regions.png    rows = images, one column per model: the image,
+                       dimmed outside the region, the query patch starred
+  query_regions.json   per image and model: the query patch's attention
+                       over the patches (--layer, mean over heads,
+                       renormalised over the patches), the region (the
+                       smallest set of patches holding --mass of it, 10 %
+                       by default), its size and the mass it holds
 
 Images: --images DIR (first --num-images files in sorted path order,
 resized and centre-cropped to the model's image size) or, by default, the
@@ -39,7 +51,7 @@ embedded procedural images (mmsdae.datasets.ShapesGenerator, seed --seed).
         configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
         work_dirs/demo/epoch_10.pth \\
         --compare configs/rcmae/mae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
-        work_dirs/mae_demo/epoch_10.pth
+        work_dirs/mae_demo/epoch_10.pth --query 3 4
 """
 import argparse
 import json
@@ -56,12 +68,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 import numpy as np  # noqa: E402
 
 from mmsdae.analysis.attention import (attention_maps,  # noqa: E402
-                                       cls_attention)
+                                       cls_attention, mass_region,
+                                       query_attention)
 from mmsdae.analysis.checkpoints import (image_sources,  # noqa: E402
                                          load_encoder, load_images,
                                          model_label)
 from mmsdae.analysis.cli import (add_image_arguments,  # noqa: E402
                                  per_model, run_cli, unique_labels)
+from mmsdae.models.utils.vit import to_pair  # noqa: E402
 
 DEFAULT_OUT_DIR = osp.join('work_dirs', 'vis_attention')
 COLUMNS = ('image', 'heads (colour = head)', 'mean over heads')
@@ -186,6 +200,80 @@ def plot_attention(models, path):
     return width, height
 
 
+def plot_regions(models, query, path):
+    """RC-MAE Fig. 4: rows = images, one column per model; each cell is the
+    image, dimmed outside the model's region, with a star on the query
+    patch."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    num_images = len(models[0]['rgb'])
+    width, height = len(models) * CELL, HEADER + num_images * CELL
+    fig = plt.figure(figsize=(width, height), dpi=DPI, facecolor='white')
+    margin = 0.04
+    for m, model in enumerate(models):
+        fig.text((m + 0.5) * CELL / width, 1 - 0.25 / height, model['label'],
+                 ha='center', va='center', fontsize=8, fontweight='bold')
+        for i in range(num_images):
+            rgb = model['rgb'][i].astype(np.float64) / 255.0
+            grid_h, grid_w = model['region'][i].shape
+            scale_y, scale_x = (rgb.shape[0] // grid_h,
+                                rgb.shape[1] // grid_w)
+            rows = np.minimum(np.arange(rgb.shape[0]) // scale_y, grid_h - 1)
+            cols = np.minimum(np.arange(rgb.shape[1]) // scale_x, grid_w - 1)
+            inside = model['region'][i][np.ix_(rows, cols)].astype(float)
+            shown = rgb * (0.2 + 0.8 * inside[..., None])
+            ax = fig.add_axes([
+                (m * CELL + margin) / width,
+                (height - HEADER - (i + 1) * CELL + margin) / height,
+                (CELL - 2 * margin) / width, (CELL - 2 * margin) / height
+            ])
+            ax.imshow(shown, interpolation='nearest')
+            ax.plot((query[1] + 0.5) * scale_x - 0.5,
+                    (query[0] + 0.5) * scale_y - 0.5, marker='*',
+                    markersize=11, color='yellow', markeredgecolor='black')
+            ax.set_axis_off()
+    fig.savefig(path, dpi=DPI, facecolor='white')
+    plt.close(fig)
+    return width, height
+
+
+def write_query_regions(models, args, sources):
+    """query_regions.png / .json under ``args.out_dir``."""
+    png = osp.join(args.out_dir, 'query_regions.png')
+    json_path = osp.join(args.out_dir, 'query_regions.json')
+    width, height = plot_regions(models, args.query, png)
+    result = dict(
+        figure=osp.basename(png),
+        figure_size_in=[width, height],
+        query=list(args.query),
+        mass=args.mass,
+        layer=args.layer,
+        definition=(
+            'query_attention[i, j]: attention probability of the query '
+            'patch to the patch at row i, column j, in the block --layer, '
+            'mean over heads, renormalised over the patches (class token '
+            'left out). region: the smallest set of patches whose '
+            'query_attention sums to at least --mass (the largest first). '
+            'Whole image, no masking, eval mode.'),
+        images=[
+            dict(index=i, source=sources[i], models=[
+                dict(label=m['label'],
+                     query_attention=_rounded(m['query'][i]),
+                     region=m['region'][i].astype(int).tolist(),
+                     region_size=int(m['region'][i].sum()),
+                     region_mass=round(float(
+                         m['query'][i][m['region'][i]].sum()), 7))
+                for m in models
+            ]) for i in range(len(models[0]['rgb']))
+        ])
+    with open(json_path, 'w') as f:
+        json.dump(result, f, indent=1)
+    return dict(regions_png=png, regions_json=json_path,
+                regions=result)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
@@ -195,7 +283,19 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint of model A')
     parser.add_argument(
         '--compare', nargs=2, metavar=('CONFIG_B', 'CKPT_B'),
-        help='a second model, drawn to the right of model A')
+        action='append', help='another model, drawn to the right of model '
+        'A (repeat for more)')
+    parser.add_argument(
+        '--query', nargs=2, type=int, metavar=('ROW', 'COL'),
+        help='also draw the attention region of this query patch (RC-MAE '
+        'Fig. 4); row and column in the patch grid')
+    parser.add_argument(
+        '--mass', type=float, default=0.1,
+        help='fraction of the query attention the region holds (default: '
+        '%(default)s)')
+    parser.add_argument(
+        '--layer', type=int, default=-1,
+        help='block of the query attention (default: the last, -1)')
     parser.add_argument(
         '--labels', nargs='+', help='names of the models in the figure '
         '(default: model type, encoder and checkpoint name)')
@@ -205,8 +305,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-
-
 def _rounded(array, digits=7):
     return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
 
@@ -214,8 +312,7 @@ def _rounded(array, digits=7):
 def main(argv=None):
     args = parse_args(argv)
     specs = [(args.config, args.checkpoint)]
-    if args.compare:
-        specs.append(tuple(args.compare))
+    specs += [tuple(pair) for pair in args.compare or []]
     encoders = per_model(args.encoder, len(specs), 'encoder')
     labels = per_model(args.labels, len(specs), 'labels') \
         if args.labels else None
@@ -228,9 +325,9 @@ def main(argv=None):
         size = args.img_size or info['img_size']
         rgb, batch = load_images(args.images, args.num_images, size,
                                  args.seed, info['normalization'])
-        last = attention_maps(encoder, batch)[-1]
-        patch_h, patch_w = (info['patch_size'], ) * 2 if isinstance(
-            info['patch_size'], int) else info['patch_size']
+        maps = attention_maps(encoder, batch)
+        last = maps[-1]
+        patch_h, patch_w = to_pair(info['patch_size'])
         grid = (batch.shape[-2] // patch_h, batch.shape[-1] // patch_w)
         extra = info['num_extra_tokens']
         models.append(
@@ -241,6 +338,14 @@ def main(argv=None):
                 grid=grid,
                 cls=cls_attention(last, grid, extra).numpy(),
                 cls_self=last[:, :, 0, :extra].sum(-1).numpy()))
+        if args.query:
+            if not -len(maps) <= args.layer < len(maps):
+                raise ValueError(f'--layer {args.layer}: the encoder has '
+                                 f'{len(maps)} blocks.')
+            query = query_attention(maps[args.layer], args.query, grid,
+                                    extra).mean(dim=1)
+            models[-1].update(query=query.numpy(),
+                              region=mass_region(query, args.mass).numpy())
     for model, label in zip(models,
                             unique_labels([m['label'] for m in models])):
         model['label'] = label
@@ -291,10 +396,12 @@ def main(argv=None):
         ])
     with open(json_path, 'w') as f:
         json.dump(result, f, indent=1)
+    out = dict(png=png, json=json_path, result=result)
+    if args.query:
+        out.update(write_query_regions(models, args, sources))
     print(f'wrote {png} ({len(sources)} images x {len(models)} models) and '
           f'{json_path} in {time.perf_counter() - _START:.1f} s')
-    return dict(png=png, json=json_path, result=result)
-
+    return out
 
 
 if __name__ == '__main__':
