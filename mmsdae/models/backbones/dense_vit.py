@@ -77,6 +77,48 @@ class RelativePositionBias(nn.Module):
                 'crops or padding), or build it for this size.')
         return self.relative_position_bias_table[self.index].permute(2, 0, 1)
 
+    def attention_bias(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """The bias added to the attention logits (``q`` is unused)."""
+        return self(grid)
+
+
+class DecomposedRelativePosition(nn.Module):
+    """ViTDet's relative positions (Li et al. 2022, after MViTv2, Li et al.
+    2022, Eq. 4 with decomposed distances): one learned embedding per head
+    channel and row offset, one per column offset, zero at the start
+    (detectron2's ``rel_pos_zero_init``); the logit of query ``(i, j)`` and
+    key ``(k, l)`` gets ``q_ij . (R_h[i - k] + R_w[j - l])`` with the
+    unscaled query."""
+
+    def __init__(self, grid: Grid, head_dims: int) -> None:
+        super().__init__()
+        self.grid = tuple(grid)
+        h, w = self.grid
+        self.rel_pos_h = nn.Parameter(torch.zeros(2 * h - 1, head_dims))
+        self.rel_pos_w = nn.Parameter(torch.zeros(2 * w - 1, head_dims))
+        for name, n in (('index_h', h), ('index_w', w)):
+            steps = torch.arange(n)
+            self.register_buffer(
+                name, steps[:, None] - steps[None] + n - 1, persistent=False)
+
+    def attention_bias(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """The ``(B, heads, N, N)`` bias for queries ``q`` ``(B, heads, N,
+        head_dims)`` over ``grid``."""
+        if tuple(grid) != self.grid:
+            raise ValueError(
+                f'the relative positions were built for a {self.grid} token '
+                f'grid and the input gives {tuple(grid)}: feed inputs of the '
+                'size the backbone was built for (img_size; fixed-size crops '
+                'or padding).')
+        (h, w), (B, heads, N, C) = self.grid, q.shape
+        q = q.reshape(B, heads, h, w, C)
+        rel_h = torch.einsum('bnhwc,hkc->bnhwk', q,
+                             self.rel_pos_h[self.index_h].to(q.dtype))
+        rel_w = torch.einsum('bnhwc,wkc->bnhwk', q,
+                             self.rel_pos_w[self.index_w].to(q.dtype))
+        return (rel_h[..., :, None] + rel_w[..., None, :]).reshape(
+            B, heads, N, N)
+
 
 @MODELS.register_module()
 class DenseViT(VisionTransformer):
@@ -96,7 +138,9 @@ class DenseViT(VisionTransformer):
             MAE segmentation backbone), under ``layers.i.attn.`` so layer-wise
             lr decay treats it as part of block i. ``'shared'``: one table for
             all windowed blocks and one for all global blocks (MIMDet's
-            benchmarking ViT). Zero at the start either way.
+            benchmarking ViT). ``'decomposed'``: ViTDet's
+            :class:`DecomposedRelativePosition` in every block, placed as
+            ``'per_block'``. Zero at the start in every case.
         window_size (int): 0 for global attention everywhere; else the side
             of the square windows of every block not in
             ``global_attn_indexes`` (Li et al. 2021; MIMDet: 16). The grid is
@@ -119,9 +163,9 @@ class DenseViT(VisionTransformer):
         if pos_embed_type not in ('learned', 'sincos'):
             raise ValueError(f"pos_embed_type must be 'learned' or 'sincos', "
                              f'got {pos_embed_type!r}.')
-        if rel_pos_bias not in (None, 'per_block', 'shared'):
-            raise ValueError("rel_pos_bias must be None, 'per_block' or "
-                             f"'shared', got {rel_pos_bias!r}.")
+        if rel_pos_bias not in (None, 'per_block', 'shared', 'decomposed'):
+            raise ValueError("rel_pos_bias must be None, 'per_block', "
+                             f"'shared' or 'decomposed', got {rel_pos_bias!r}.")
         if window_size and self.cls_token is not None:
             raise ValueError('windowed attention has no place for a class '
                              'token: set with_cls_token=False (and '
@@ -139,12 +183,15 @@ class DenseViT(VisionTransformer):
         num_heads = self.arch_settings['num_heads']
         cls = self.cls_token is not None
         grid = self.patch_resolution
-        if rel_pos_bias == 'per_block':
+        if rel_pos_bias in ('per_block', 'decomposed'):
             for i, layer in enumerate(self.layers):
                 block_grid = grid if i in self.global_attn_indexes else (
                     window_size, window_size)
                 layer.attn.rel_pos = RelativePositionBias(
-                    block_grid, num_heads, cls)
+                    block_grid, num_heads, cls
+                ) if rel_pos_bias == 'per_block' else (
+                    DecomposedRelativePosition(block_grid,
+                                               layer.attn.head_dims))
         elif rel_pos_bias == 'shared':
             self.global_rel_pos = RelativePositionBias(grid, num_heads, cls)
             if window_size:
@@ -179,6 +226,13 @@ class DenseViT(VisionTransformer):
     def _prepare_pos_embed(self, state_dict, prefix, *args, **kwargs):
         name = prefix + 'pos_embed'
         if self.pos_embed_type == 'learned' or name not in state_dict:
+            tokens = state_dict[name].shape[1] if name in state_dict else 0
+            if (self.cls_token is None and tokens > 1
+                    and tokens != self.pos_embed.shape[1]
+                    and math.isqrt(tokens - 1)**2 == tokens - 1):
+                # a pre-trained table with a class-token row, at another
+                # grid (mmpretrain drops that row only at the same grid)
+                state_dict[name] = state_dict[name][:, 1:]
             return super()._prepare_pos_embed(state_dict, prefix, *args,
                                               **kwargs)
         table = state_dict[name][0].float()
@@ -259,17 +313,19 @@ class DenseViT(VisionTransformer):
         """mmpretrain's ``TransformerEncoderLayer.forward`` with a relative
         position bias added to the attention logits (BEiT Eq. 5)."""
         rel_pos = getattr(layer.attn, 'rel_pos', shared_rel_pos)
-        bias = None if rel_pos is None else rel_pos(grid).to(x.dtype)
-        x = x + _attention(layer.attn, layer.ln1(x), bias)
+        x = x + _attention(layer.attn, layer.ln1(x), rel_pos, grid)
         return layer.ffn(layer.ln2(x), identity=x)
 
 
-def _attention(attn, x: torch.Tensor,
-               bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """mmpretrain's ``MultiheadAttention.forward`` with an additive bias."""
+def _attention(attn, x: torch.Tensor, rel_pos: Optional[nn.Module],
+               grid: Grid) -> torch.Tensor:
+    """mmpretrain's ``MultiheadAttention.forward`` with the additive bias of
+    ``rel_pos`` (none if None)."""
     B, N, _ = x.shape
     q, k, v = attn.qkv(x).reshape(B, N, 3, attn.num_heads,
                                   attn.head_dims).permute(2, 0, 3, 1, 4)
+    bias = None if rel_pos is None else rel_pos.attention_bias(
+        q, grid).to(q.dtype)
     x = F.scaled_dot_product_attention(
         q, k, v, attn_mask=bias,
         dropout_p=attn.attn_drop if attn.training else 0.)
