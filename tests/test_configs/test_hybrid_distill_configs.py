@@ -17,6 +17,9 @@ DEIT = osp.join(
 CLIP = osp.join(
     DIR, 'hybrid-distill_vit-base-p16_mae-clip_8xb128-accum2-coslr-300e_'
     'in1k.py')
+DINO = osp.join(
+    DIR, 'hybrid-distill_vit-base-p16_mae-dino_8xb128-accum2-coslr-300e_'
+    'in1k.py')
 NOMASK = osp.join(
     DIR, 'hybrid-distill_vit-base-p16_mae-deit-nomask_8xb128-accum2-coslr-'
     '300e_in1k.py')
@@ -36,7 +39,7 @@ def no_teacher_file(monkeypatch):
 
 def test_the_configs_are_there():
     assert sorted(glob.glob(osp.join(DIR, '*.py'))) == sorted(
-        [DEIT, CLIP, NOMASK, NOMASK_100E, TINY])
+        [DEIT, CLIP, DINO, NOMASK, NOMASK_100E, TINY])
 
 
 def test_vit_b_setting():
@@ -52,8 +55,6 @@ def test_vit_b_setting():
     assert model.teacher_m.backbone.arch == 'b'
     assert model.teacher_c.checkpoint == cfg.teacher_c_ckpt
     assert model.teacher_m.checkpoint == cfg.teacher_m_ckpt
-    assert model.relation_layers == list(range(11))
-    assert model.token_masking.score_teacher == 'teacher_c'
     assert cfg.train_cfg.max_epochs == 300
     opt = cfg.optim_wrapper.optimizer
     batch = 8 * cfg.train_dataloader.batch_size * \
@@ -80,6 +81,11 @@ def test_variants():
     assert clip.model.teacher_c_norm.mean[0] == pytest.approx(122.7709,
                                                               abs=1e-3)
     assert clip.model.data_preprocessor.type == 'SelfSupDataPreprocessor'
+    dino = Config.fromfile(DINO)  # Table A3: DINO ViT-B/16 as T_c
+    assert dino.model.teacher_c.backbone.arch == 'b'
+    assert 'dino_vitbase16' in dino.model.teacher_c.checkpoint
+    assert dino.model.teacher_m == Config.fromfile(DEIT).model.teacher_m
+    assert 'teacher_c_norm' not in dino.model  # ImageNet mean / std
     tiny = Config.fromfile(TINY)
     assert tiny.model.backbone.arch.embed_dims == 96
     assert tiny.train_cfg.max_epochs == 10
@@ -95,7 +101,17 @@ def test_vit_b_models_build(path, no_teacher_file):
         encoder = getattr(model, name).backbone
         assert (encoder.embed_dims, len(encoder.layers)) == (768, 12)
     assert model.head.proj.in_features == model.head.proj.out_features == 768
-    # 196 patches: 0, 49, 98 masked over the three thirds of 300 epochs
+    # the defaults the config relies on (configs/hybrid_distill/README.md)
+    assert model.relation_layers == model.teacher_relation_layers == list(
+        range(11))
+    assert model.teacher_m_input == 'visible'
+    assert (model.head.distance, model.head.beta, model.head.target_norm,
+            model.relation_head.distance,
+            model.relation_head.head_reduce) == ('smooth_l1', 2.0, True,
+                                                 'kl', 'none')
+    # 196 patches: 0, 49, 98 masked over the three thirds of 300 epochs,
+    # scored by T_c's last block
     masking = model.token_masking
+    assert (masking.score_teacher, masking.score_layer) == ('teacher_c', -1)
     assert [masking.num_masked(196, e / 300)
             for e in (0, 100, 200)] == [0, 49, 98]
