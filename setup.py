@@ -55,6 +55,8 @@ if __name__ == '__main__':
             'tests': parse_requirements('requirements/tests.txt'),
             'optional': parse_requirements('requirements/optional.txt'),
         },
+        # the official class lists of ImageNet-1k / -A / -R
+        package_data={'mmsdae.datasets': ['wnids/*.txt']},
         license='Apache License 2.0',
         zip_safe=False,
     )
