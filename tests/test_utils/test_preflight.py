@@ -218,6 +218,24 @@ def test_unknown_key_is_named_with_a_suggestion(option, problem):
     assert 'Rename or remove' in str(err.value)
 
 
+@pytest.mark.parametrize('option,problem', [
+    ({'model.token_masking.score_layr': -1},
+     "model.token_masking: unknown key 'score_layr' in token_masking; did "
+     "you mean 'score_layer'?"),
+    ({'model.token_masking.score_teacher': 'teacher-c'},
+     "model.token_masking: unknown score_teacher 'teacher-c'; did you mean "
+     "'teacher_c'?"),
+])
+def test_untyped_option_dicts_of_hybrid_distill(option, problem):
+    cfg = repo_config(
+        'configs/hybrid_distill/hybrid-distill_vit-tiny-p8_1xb32-10e_'
+        'procedural-64px.py')
+    cfg.merge_from_dict(option)
+    with pytest.raises(PreflightError) as err:
+        check_unknown_keys(cfg)
+    assert f'  {problem}\n' in str(err.value)
+
+
 def test_unknown_key_in_a_scoped_third_party_model():
     cfg = repo_config(
         BENCH + 'mask-rcnn_vit-tiny-p8_fpn_1xb2-1e_tiny-coco-128px.py')

@@ -8,7 +8,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..necks.mae_feature_decoder import decoder_hidden_states
-from ..utils.vit import check_num_patches
+from ..utils.vit import (check_num_patches, check_same_patches,
+                         check_width)
 from .frozen_teacher_distiller import FrozenTeacherSelfSupervisor
 
 #: LayerNorm epsilon of the target normalization (released engine_distill.py)
@@ -88,11 +89,9 @@ class G2SD(FrozenTeacherSelfSupervisor):
                 f'backbone {type(self.backbone).__name__} cannot encode a '
                 "given mask: use type='SdAEViT' (MAEViT + encode_patches).")
         check_num_patches(self.neck, self.backbone)
-        width = self.neck.decoder_embed.out_features
-        if self.head.in_channels != width:
-            raise ValueError(
-                f'head.in_channels={self.head.in_channels} but the student '
-                f'decoder is {width} wide: set head.in_channels={width}.')
+        check_width('head.in_channels', self.head.in_channels,
+                    self.neck.decoder_embed.out_features,
+                    'the student decoder')
 
     def _check_teacher(self) -> None:
         encoder, decoder = getattr(self.teacher, 'backbone', None), getattr(
@@ -107,27 +106,15 @@ class G2SD(FrozenTeacherSelfSupervisor):
                 f'model.teacher.backbone is a {type(encoder).__name__}: use '
                 "type='SdAEViT' (MAEViT + encode_patches, same weights), so "
                 "the teacher can encode the student's visible patches.")
-        student_patch = self.backbone.patch_embed.projection.kernel_size
-        teacher_patch = encoder.patch_embed.projection.kernel_size
-        if (encoder.num_patches, teacher_patch) != (self.backbone.num_patches,
-                                                    student_patch):
-            raise ValueError(
-                f'the teacher encoder has {encoder.num_patches} patches of '
-                f'{teacher_patch} px, the student {self.backbone.num_patches} '
-                f'of {student_patch} px: teacher and student must cut the '
-                'image into the same patches (same img_size and patch_size) '
-                'to share one mask.')
+        check_same_patches(encoder, self.backbone, 'model.teacher.backbone')
         check_num_patches(decoder, encoder, 'model.teacher.neck')
         depth = len(decoder.decoder_blocks)
         if not 1 <= self.target_block <= depth:
             raise ValueError(
                 f'target_block={self.target_block}: the teacher decoder has '
                 f'{depth} blocks (G2SD takes block 4 of 8).')
-        width = decoder.decoder_embed.out_features
-        if self.head.out_channels != width:
-            raise ValueError(
-                f'head.out_channels={self.head.out_channels} but the teacher '
-                f'decoder is {width} wide: set head.out_channels={width}.')
+        check_width('head.out_channels', self.head.out_channels,
+                    decoder.decoder_embed.out_features, 'the teacher decoder')
 
     def teacher_targets(self, inputs: torch.Tensor,
                         ids_shuffle: torch.Tensor) -> torch.Tensor:

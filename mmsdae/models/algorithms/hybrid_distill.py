@@ -10,7 +10,7 @@ from mmpretrain.structures import DataSample
 from ..utils.attention_capture import AttentionCapture, normalize_layer_indices
 from ..utils.token_masking import (ProgressiveRedundantMasking, all_patches,
                                    class_token_attention)
-from ..utils.vit import run_encoder
+from ..utils.vit import check_same_patches, check_width, run_encoder
 from .frozen_teacher_distiller import FrozenTeacherSelfSupervisor
 
 TEACHER_M_INPUTS = ('visible', 'full')
@@ -84,6 +84,9 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
         Others: as :class:`BaseSelfSupervisor`.
     """
 
+    #: untyped option dicts, checked at start-up (utils/preflight.py)
+    nested_options = {'token_masking': ProgressiveRedundantMasking}
+
     def __init__(self,
                  backbone: dict,
                  head: dict,
@@ -151,41 +154,24 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
             raise TypeError(
                 f'backbone {type(self.backbone).__name__} cannot encode a '
                 "subset of the patches: use type='SdAEViT'.")
-        width = self.backbone.embed_dims
-        if self.head.in_channels != width:
-            raise ValueError(
-                f'head.in_channels={self.head.in_channels} but the student '
-                f'is {width} wide: set head.in_channels={width}.')
-
-    def _check_grid(self, name: str, encoder) -> None:
-        student = (tuple(self.backbone.patch_resolution),
-                   self.backbone.patch_embed.projection.kernel_size)
-        own = (tuple(encoder.patch_resolution),
-               encoder.patch_embed.projection.kernel_size)
-        if own != student:
-            raise ValueError(
-                f'model.{name}.backbone cuts the image into a {own[0]} grid '
-                f'of {own[1]} px patches, the student into {student[0]} of '
-                f'{student[1]} px: Hybrid Distill pairs the tokens one to '
-                'one, so set the same img_size and patch_size.')
+        check_width('head.in_channels', self.head.in_channels,
+                    self.backbone.embed_dims, 'the student')
 
     def _check_teachers(self) -> None:
         for name in ('teacher_c', 'teacher_m'):
             encoder = getattr(getattr(self, name), 'backbone', None)
             if encoder is None or not hasattr(encoder, 'layers'):
                 raise ValueError(f'model.{name} needs a ViT backbone.')
-            self._check_grid(name, encoder)
+            check_same_patches(encoder, self.backbone,
+                               f'model.{name}.backbone')
         encoder = self.teacher_c.backbone
         if getattr(encoder, 'out_type', 'raw') != 'raw' or not getattr(
                 encoder, 'with_cls_token', True):
             raise ValueError(
                 "model.teacher_c.backbone must return every token: set "
                 "out_type='raw' and with_cls_token=True.")
-        if self.head.out_channels != encoder.embed_dims:
-            raise ValueError(
-                f'head.out_channels={self.head.out_channels} but T_c is '
-                f'{encoder.embed_dims} wide: set head.out_channels='
-                f'{encoder.embed_dims}.')
+        check_width('head.out_channels', self.head.out_channels,
+                    encoder.embed_dims, 'T_c')
         if self.teacher_m_input == 'visible' and not hasattr(
                 self.teacher_m.backbone, 'encode_patches'):
             raise TypeError(
@@ -223,15 +209,8 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
     def _build_masking(cfg: Optional[dict]):
         if cfg is None:
             return None
-        cfg = dict(cfg)
-        cfg.pop('type', None)
-        try:
-            return ProgressiveRedundantMasking(**cfg)
-        except TypeError as error:
-            raise TypeError(
-                f'model.token_masking: {error}; it takes stages, '
-                'score_teacher and score_layer (None switches masking '
-                'off).') from error
+        return ProgressiveRedundantMasking(
+            **{k: v for k, v in cfg.items() if k != 'type'})
 
     def _teacher_norm(self, norm: Optional[dict]):
         if norm is None:

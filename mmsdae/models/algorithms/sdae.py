@@ -6,7 +6,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..utils.teacher_input import TeacherInput
-from ..utils.vit import check_num_patches
+from ..utils.vit import check_num_patches, check_width
 from .ema_teacher import EMATeacherSelfSupervisor
 
 
@@ -80,11 +80,8 @@ class SdAE(EMATeacherSelfSupervisor):
                 f'outputs {embed_dims}-d ones: set '
                 f'neck.predict_feature_dim={embed_dims}.')
         check_num_patches(self.neck, self.backbone)
-        if self.neck.decoder_embed.in_features != embed_dims:
-            raise ValueError(
-                f'neck.embed_dim={self.neck.decoder_embed.in_features} but '
-                f'the encoder is {embed_dims} wide: set '
-                f'neck.embed_dim={embed_dims}.')
+        check_width('neck.embed_dim', self.neck.decoder_embed.in_features,
+                    embed_dims, 'the encoder')
 
     def teacher_targets(self, inputs: torch.Tensor,
                         teacher_ids: torch.Tensor) -> torch.Tensor:

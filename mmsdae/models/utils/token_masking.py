@@ -55,6 +55,9 @@ class ProgressiveRedundantMasking:
         score_layer: the block of that teacher (default -1, the last).
     """
 
+    #: allowed values, for the start-up config check (utils/preflight.py)
+    choices = {'score_teacher': SCORE_TEACHERS}
+
     def __init__(self,
                  stages: Sequence[Tuple[float, float]] = ((0.0, 0.0), ),
                  score_teacher: str = 'teacher_c',

@@ -5,7 +5,10 @@ from typing import Sequence, Tuple, Union
 import torch
 from torch import nn
 
-__all__ = ['to_pair', 'run_encoder', 'encoder_layers', 'check_num_patches']
+__all__ = [
+    'to_pair', 'run_encoder', 'encoder_layers', 'check_num_patches',
+    'check_same_patches', 'check_width'
+]
 
 
 def to_pair(value: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -50,3 +53,24 @@ def check_num_patches(neck: nn.Module, encoder: nn.Module,
             f'{key}.num_patches={neck.num_patches} but the encoder has '
             f'{encoder.num_patches} patches: set {key}.num_patches='
             f'{encoder.num_patches} ((img_size / patch_size) ** 2).')
+
+
+def check_same_patches(encoder: nn.Module, student: nn.Module,
+                       key: str) -> None:
+    """A teacher whose tokens are paired one to one with the student's
+    (same mask, same positions) must cut the image into the same patches."""
+    own, ref = ((tuple(e.patch_resolution),
+                 tuple(e.patch_embed.projection.kernel_size))
+                for e in (encoder, student))
+    if own != ref:
+        raise ValueError(
+            f'{key} cuts the image into a {own[0]} grid of {own[1]} px '
+            f'patches, the student into {ref[0]} of {ref[1]} px: set the '
+            'same img_size and patch_size.')
+
+
+def check_width(key: str, value: int, width: int, what: str) -> None:
+    """``key`` (a config value) must equal the width of ``what``."""
+    if value != width:
+        raise ValueError(f'{key}={value} but {what} is {width} wide: set '
+                         f'{key}={width}.')
