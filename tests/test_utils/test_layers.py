@@ -16,7 +16,8 @@ ALLOWED = {
     'datasets': {'utils'},
     'models': {'utils', 'datasets'},
     'engine': {'utils', 'datasets'},
-    'analysis': {'utils', 'datasets', 'models', 'engine'},
+    'evaluation': {'utils', 'datasets'},
+    'analysis': {'utils', 'datasets', 'models', 'engine', 'evaluation'},
 }
 
 
@@ -73,7 +74,11 @@ def layer_violations(package_dir: str):
 
 
 def test_the_package_imports_only_downwards():
-    assert layer_violations(osp.join(ROOT, 'mmsdae')) == []
+    package = osp.join(ROOT, 'mmsdae')
+    layers = {name for name in os.listdir(package)
+              if osp.isfile(osp.join(package, name, '__init__.py'))}
+    assert layers == set(ALLOWED), 'give a new sub-package its place'
+    assert layer_violations(package) == []
 
 
 @pytest.mark.parametrize('layer, line, expected', [
