@@ -14,13 +14,13 @@ Shared by ``tools/analysis_tools/vis_attention.py``,
 import logging
 import os
 import os.path as osp
-import pickle
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..utils.checkpoint import load_checkpoint_file
 from ..utils.constants import IMAGE_EXTENSIONS
 
 ENCODER_CHOICES = ('auto', 'student', 'teacher')
@@ -290,18 +290,12 @@ def _quiet_logger() -> logging.Logger:
 # Images
 # --------------------------------------------------------------------------
 def read_checkpoint(cfg, path: str) -> dict:
-    """Read a checkpoint file on the CPU for ``cfg``'s model: a truncated or
-    non-PyTorch file and a checkpoint of another model type
-    (:func:`check_model_type`) raise ValueError naming the file."""
-    from mmengine.runner import CheckpointLoader
-    try:
-        checkpoint = CheckpointLoader.load_checkpoint(path,
-                                                      map_location='cpu')
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise ValueError(
-            f'cannot read checkpoint {path!r} ({type(exc).__name__}: '
-            f'{exc}): the file is truncated or not a PyTorch checkpoint.'
-        ) from exc
+    """Read a checkpoint file for ``cfg``'s model with the checkpoint
+    reader: a bad file (a :class:`~mmsdae.utils.checkpoint.
+    CheckpointFileError`, a ``ValueError``) and a checkpoint of another
+    model type (:func:`check_model_type`) raise ValueError naming the
+    file."""
+    checkpoint = load_checkpoint_file(path)
     check_model_type(cfg, checkpoint, path)
     return checkpoint
 

@@ -11,10 +11,10 @@ import difflib
 import inspect
 import os
 import os.path as osp
-import pickle
 import textwrap
 from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
+from .checkpoint import load_checkpoint_file, unwrap_state_dict
 from .constants import IMAGE_EXTENSIONS
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -84,7 +84,7 @@ def check_backbone_fits(cfg, state: dict, prefix: str, path: str) -> None:
     """Raise :class:`PreflightError` unless ``state`` (keys under
     ``prefix``) loads into ``cfg.model.backbone`` without a shape mismatch
     or a missing key that the backbone would not train."""
-    from .ckpt_convert import build_backbone_from_config, check_against_backbone
+    from .checkpoint import build_backbone_from_config, check_against_backbone
     try:
         backbone = build_backbone_from_config(cfg)
     except ValueError:
@@ -100,33 +100,19 @@ def check_backbone_fits(cfg, state: dict, prefix: str, path: str) -> None:
 
 
 def load_state_dict(path: str) -> dict:
-    """The state dict of a checkpoint file (unwrapped from ``state_dict``
-    or ``model``), loaded on the CPU with tensors memory-mapped."""
-    import torch
-
-    from .checkpoint import allow_mmengine_checkpoint_globals
-    allow_mmengine_checkpoint_globals()
+    """The tensors of a checkpoint file (unwrapped from ``state_dict`` or
+    ``model``, as MMEngine's ``Pretrained`` init reads them), memory-mapped;
+    any problem with the file is a :class:`PreflightError`."""
     try:
-        ckpt = torch.load(path, map_location='cpu', mmap=True)
-    except pickle.UnpicklingError as exc:  # e.g. an argparse.Namespace
-        raise PreflightError(
-            f'checkpoint {path!r} holds objects that weights-only loading '
-            f'refuses ({exc}); convert it first: python tools/'
-            f'model_converters/sdae_to_vit.py {path} <out.pth> '
-            '--unsafe-load (only for files you trust).') from exc
-    except Exception as exc:  # truncated zip, not a file ...
-        raise PreflightError(
-            f'cannot read checkpoint {path!r} ({type(exc).__name__}: '
-            f'{exc}); the file is corrupt or not a PyTorch checkpoint.'
-        ) from exc
-    if isinstance(ckpt, dict):
-        for wrapper in ('state_dict', 'model'):
-            if isinstance(ckpt.get(wrapper), dict):
-                ckpt = ckpt[wrapper]
-                break
-        return {str(k): v for k, v in ckpt.items()}
-    raise PreflightError(f'checkpoint {path!r} holds a {type(ckpt).__name__}'
-                         ', not a state dict.')
+        state, _ = unwrap_state_dict(
+            load_checkpoint_file(
+                path, mmap=True,
+                unsafe_fix=('convert it first: python tools/model_converters/'
+                            f'sdae_to_vit.py {path} <out.pth> --unsafe-load')),
+            strip_module=False)
+    except ValueError as exc:  # CheckpointFileError, or no tensors
+        raise PreflightError(f'checkpoint {exc}') from exc
+    return state
 
 
 def iter_datasets(cfg, loader: str) -> Iterator[Tuple[str, dict]]:

@@ -8,7 +8,8 @@ whose shape differs are skipped with a log warning and keep their random
 initialization, so a run "resumes" and silently trains another model.
 
 * :func:`check_checkpoint_file` says which file is bad and why (missing,
-  empty, truncated, not a PyTorch file, no training state to resume).
+  empty, truncated, not a PyTorch file: the checkpoint reader's
+  :class:`CheckpointFileError`; no training state to resume).
 * :func:`resolve_resume_checkpoint` picks the file ``--resume`` means and,
   only when asked (``fallback=True``, ``tools/train.py --resume-fallback``),
   falls back to the previous good ``epoch_N.pth`` / ``iter_N.pth`` (the
@@ -21,52 +22,25 @@ initialization, so a run "resumes" and silently trains another model.
 import glob
 import os.path as osp
 import re
-import zipfile
 from typing import (Callable, Dict, List, Mapping, Optional, Sequence,
                     Tuple)
 
 import torch
 
-from .checkpoint import allow_mmengine_checkpoint_globals
+from .checkpoint import CheckpointFileError, load_checkpoint_file
 
 LAST_CHECKPOINT = 'last_checkpoint'  # written by MMEngine's CheckpointHook
 _CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
-_ZIP_MAGIC = b'PK\x03\x04'  # torch.save's format since PyTorch 1.6
 _MAX_LISTED = 8
-
-
-class CheckpointFileError(ValueError):
-    """A checkpoint file that cannot be resumed from or loaded."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f'{path}: {reason}')
-        self.path = path
-        self.reason = reason
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint whose state dict does not fit the model."""
 
 
-def _describe_head(head: bytes) -> str:
-    text = head.lstrip()
-    if text[:1] in (b'{', b'['):
-        kind = 'it looks like JSON'
-    elif head.startswith(b'\x89PNG') or head.startswith(b'\xff\xd8\xff'):
-        kind = 'it looks like an image'
-    elif head.startswith(b'\x1f\x8b'):
-        kind = 'it is gzip-compressed (a .tar.gz? unpack it first)'
-    elif all(32 <= b < 127 or b in b'\t\r\n' for b in head):
-        kind = 'it looks like text'
-    else:
-        kind = 'unknown binary content'
-    return (f'is not a PyTorch checkpoint: it starts with {head[:16]!r} '
-            f'({kind}); a torch.save file starts with {_ZIP_MAGIC!r}.')
-
-
 def check_checkpoint_file(path: str, for_resume: bool = True) -> dict:
-    """Load ``path`` (on the CPU, memory-mapped, ``weights_only=True``) and
-    check that it is a complete MMEngine checkpoint.
+    """Read ``path`` with the checkpoint reader (memory-mapped) and check
+    that it is a complete MMEngine checkpoint.
 
     Args:
         path: the checkpoint file.
@@ -81,46 +55,7 @@ def check_checkpoint_file(path: str, for_resume: bool = True) -> dict:
     Raises:
         CheckpointFileError: naming ``path`` and what is wrong with it.
     """
-    if not osp.exists(path):
-        raise CheckpointFileError(path, 'does not exist.')
-    if osp.isdir(path):
-        raise CheckpointFileError(path, 'is a folder, not a checkpoint file.')
-    size = osp.getsize(path)
-    if size == 0:
-        raise CheckpointFileError(
-            path, 'is empty (0 bytes): its save was interrupted.')
-    with open(path, 'rb') as f:
-        head = f.read(64)
-    legacy = head[:1] == b'\x80'  # pickle, torch.save before PyTorch 1.6
-    if head.startswith(_ZIP_MAGIC):
-        if not zipfile.is_zipfile(path):
-            raise CheckpointFileError(
-                path, f'is truncated or corrupt ({size} bytes, the end of its '
-                'zip archive is missing): the save or copy was cut short.')
-    elif not legacy:
-        raise CheckpointFileError(path, _describe_head(head))
-
-    allow_mmengine_checkpoint_globals()
-    try:
-        checkpoint = torch.load(
-            path, map_location='cpu', weights_only=True, mmap=not legacy)
-    except Exception as exc:  # torch raises many types here
-        first_line = str(exc).strip().splitlines()[0] if str(exc) else ''
-        if 'Weights only load failed' in str(exc):
-            reason = ('holds Python objects that are not allowed when '
-                      'loading with weights_only=True (not an MMEngine '
-                      f'checkpoint?): {type(exc).__name__}: '
-                      f'{_unsupported_global(str(exc)) or first_line}')
-        else:
-            reason = ('cannot be read by torch.load (corrupt, or not a '
-                      'PyTorch checkpoint): '
-                      f'{type(exc).__name__}: {first_line}')
-        raise CheckpointFileError(path, reason) from exc
-
-    if not isinstance(checkpoint, dict):
-        raise CheckpointFileError(
-            path, f'holds a {type(checkpoint).__name__}, not a checkpoint '
-            'dict with a state_dict.')
+    checkpoint = load_checkpoint_file(path, mmap=True)
     state = checkpoint.get('state_dict')
     if not isinstance(state, Mapping) or not state:
         raise CheckpointFileError(
@@ -135,11 +70,6 @@ def check_checkpoint_file(path: str, for_resume: bool = True) -> dict:
             'run from its weights with load_from=... (or '
             "model.backbone.init_cfg=dict(type='Pretrained', ...)).")
     return checkpoint
-
-
-def _unsupported_global(message: str) -> Optional[str]:
-    match = re.search(r'Unsupported global: GLOBAL (\S+)', message)
-    return f'unsupported global {match.group(1)}' if match else None
 
 
 def list_checkpoints(work_dir: str) -> List[str]:

@@ -108,8 +108,8 @@ def test_pretrain_convert_then_detect_and_segment(tiny_data, tmp_path):
     fine-tuning from that file -> their metrics, printed as numbers."""
     import torch
 
-    from mmsdae.utils.ckpt_convert import (build_backbone_from_config,
-                                           check_against_backbone)
+    from mmsdae.utils.checkpoint import (build_backbone_from_config,
+                                         check_against_backbone)
     spec = importlib.util.spec_from_file_location(
         'sdae_to_vit', osp.join(ROOT, 'tools/model_converters/sdae_to_vit.py'))
     tool = importlib.util.module_from_spec(spec)

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
 from mmsdae.engine import TrainSummaryHook
-from mmsdae.utils.ckpt_convert import build_backbone_from_config
+from mmsdae.utils.checkpoint import build_backbone_from_config
 from conftest import TINY_DEMO_RUN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

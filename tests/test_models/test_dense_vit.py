@@ -132,7 +132,7 @@ def test_relative_bias_starts_at_zero_and_decays_with_its_block():
         prefix='backbone.')
     assert depth == 2  # block 1 -> depth 2, as its qkv weights
     # The checkpoint check counts the tables as trained from scratch.
-    from mmsdae.utils.ckpt_convert import check_against_backbone
+    from mmsdae.utils.checkpoint import check_against_backbone
     report = check_against_backbone(
         {f'backbone.{k}': v for k, v in plain.state_dict().items()}, dense)
     assert len(report['missing']) == 2

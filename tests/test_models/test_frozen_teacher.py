@@ -13,7 +13,7 @@ from tiny_teachers import (TEACHER_DECODER, build_g2sd, g2sd_cfg,  # noqa
 from mmsdae.models.utils.frozen_teacher import (FrozenTeacher,
                                                 build_frozen_teacher,
                                                 detached_frozen_teachers)
-from mmsdae.utils.teacher_checkpoint import TeacherCheckpointError
+from mmsdae.utils.checkpoint import TeacherCheckpointError
 
 # facebookresearch/mae ``models_mae.py`` names, written out by hand (the
 # inverse of what the loader maps), for an mmpretrain MAE state dict.

@@ -21,7 +21,7 @@ from mmsdae.models.losses import (channel_wise_divergence,
                                   distill_warmup_factor,
                                   hard_distillation_loss,
                                   objectness_weighted_distillation)
-from mmsdae.utils.teacher_checkpoint import TeacherCheckpointError
+from mmsdae.utils.checkpoint import TeacherCheckpointError
 
 
 
@@ -138,7 +138,7 @@ def test_distilled_vit_starts_from_a_plain_vit_checkpoint():
     token = student.dist_token.detach().clone()
     assert token.abs().sum() > 0  # trunc_normal(0.02), not zeros
     # the converter's / launcher's checks accept the file for this backbone
-    from mmsdae.utils.ckpt_convert import check_against_backbone
+    from mmsdae.utils.checkpoint import check_against_backbone
     report = check_against_backbone(
         {f'backbone.{k}': v for k, v in state.items()}, student)
     assert report['missing'] == ['dist_token']

@@ -179,7 +179,7 @@ def test_checkpoint_without_teacher_fills_encoder_and_decoder(tmp_path):
 
 
 def test_default_export_is_the_teacher():
-    from mmsdae.utils.ckpt_convert import convert_checkpoint
+    from mmsdae.utils.checkpoint import convert_checkpoint
     model = build()
     perturb_student(model)
     state, report = convert_checkpoint(dict(state_dict=model.state_dict()))
@@ -214,7 +214,7 @@ def test_student_starts_as_its_mae_twin():
 
 
 def test_export_follows_the_runs_feature_encoder():
-    from mmsdae.utils.ckpt_convert import convert_checkpoint, default_encoder
+    from mmsdae.utils.checkpoint import convert_checkpoint, default_encoder
     model = build()
     state = model.state_dict()
     meta = dict(cfg="model = dict(type='RCMAE', feature_encoder='student')")
@@ -229,7 +229,7 @@ def test_export_follows_the_runs_feature_encoder():
 
 def test_released_layout_with_student_and_teacher_entries():
     """{'student': {...}, 'teacher': {...}} (timm keys) -> --src-prefix."""
-    from mmsdae.utils.ckpt_convert import convert_checkpoint, unwrap_state_dict
+    from mmsdae.utils.checkpoint import convert_checkpoint, unwrap_state_dict
     vit = {'cls_token': torch.zeros(1, 1, 8), 'pos_embed': torch.zeros(1, 5, 8),
            'patch_embed.proj.weight': torch.zeros(8, 3, 4, 4),
            'patch_embed.proj.bias': torch.zeros(8)}

@@ -1,5 +1,6 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-"""Converting SdAE / MAE encoder checkpoints for downstream mmpretrain ViTs."""
+"""The checkpoint module: reading, writing and converting SdAE / MAE / DINO
+encoder checkpoints for downstream mmpretrain ViTs."""
 import os
 import pickle
 
@@ -9,11 +10,11 @@ import torch.nn.functional as F
 from mmpretrain.models import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 
-from mmsdae.utils import ckpt_convert
-from mmsdae.utils.ckpt_convert import (
+from mmsdae.utils import checkpoint as ckpt_io
+from mmsdae.utils.checkpoint import (
     ConversionReport, build_backbone_from_config, check_against_backbone,
     check_consistency, convert_checkpoint, detect_format, extract_encoder,
-    interpolate_pos_embed, load_checkpoint_file, save_atomic,
+    interpolate_pos_embed, load_checkpoint_file, save_checkpoint,
     timm_to_mmpretrain, unwrap_state_dict)
 
 # The tiny SdAE of conftest.py: width 32, 2 blocks, 2 heads, MLP 64,
@@ -200,7 +201,7 @@ def test_converted_file_is_accepted_again(sdae_ckpt, tmp_path):
     _, path = sdae_ckpt
     state, _ = convert_checkpoint(load_checkpoint_file(path))
     out = tmp_path / 'vit.pth'
-    save_atomic(dict(state_dict=state, meta={}), str(out))
+    save_checkpoint(dict(state_dict=state, meta={}), str(out))
     again, report = convert_checkpoint(load_checkpoint_file(str(out)))
     assert report.src_format == 'mmsdae' and report.ignored == []
     assert again.keys() == state.keys()
@@ -513,17 +514,30 @@ def test_backbone_from_config_errors(tmp_path):
 
 
 def test_load_checkpoint_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='missing.pth'):
+    """One reader, one error: ``CheckpointFileError`` "<path>: <reason>"
+    (a missing file is also a ``FileNotFoundError``)."""
+    with pytest.raises(FileNotFoundError, match='missing.pth: does not'):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
     corrupt = tmp_path / 'corrupt.pth'
     corrupt.write_bytes(b'this is not a checkpoint')
-    with pytest.raises(ValueError, match='not a readable PyTorch checkpoint'):
+    with pytest.raises(ckpt_io.CheckpointFileError,
+                       match='corrupt.pth: is not a readable PyTorch '
+                       'checkpoint.*looks like text'):
         load_checkpoint_file(str(corrupt))
     truncated = tmp_path / 'truncated.pth'
     torch.save({'model': timm_vit_state()}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:500])
-    with pytest.raises(ValueError, match='not a readable PyTorch checkpoint'):
+    with pytest.raises(ckpt_io.CheckpointFileError,
+                       match='truncated.pth: is truncated or corrupt'):
         load_checkpoint_file(str(truncated))
+    pickled = tmp_path / 'pickled.pth'  # legacy format, cut short
+    torch.save({'w': torch.ones(3)}, pickled,
+               _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint_file(str(pickled))['w'], torch.ones(3))
+    pickled.write_bytes(pickled.read_bytes()[:40])
+    with pytest.raises(ckpt_io.CheckpointFileError,
+                       match='not a readable PyTorch checkpoint'):
+        load_checkpoint_file(str(pickled))
     tensor = tmp_path / 'tensor.pth'
     torch.save(torch.zeros(2), tensor)
     with pytest.raises(ValueError, match='not a checkpoint dict'):
@@ -535,13 +549,19 @@ def test_load_checkpoint_file_errors(tmp_path):
 def test_untrusted_objects_need_unsafe_load(tmp_path):
     path = tmp_path / 'with_args.pth'
     torch.save({'model': timm_vit_state(), 'args': ConversionReport()}, path)
-    with pytest.raises(ValueError, match='--unsafe-load'):
-        load_checkpoint_file(str(path))
+    with pytest.raises(ValueError, match='if you trust the file, pass '
+                       '--unsafe-load'):
+        load_checkpoint_file(str(path), unsafe_fix='pass --unsafe-load')
     ckpt = load_checkpoint_file(str(path), weights_only=False)
     state, skipped = unwrap_state_dict(ckpt)
     assert 'blocks.0.mlp.fc1.weight' in state and skipped == []
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)  # the allow-list still refuses it
+    # the argparse options of the MAE / DeiT / DINO releases are allowed
+    import argparse
+    torch.save({'model': {'w': torch.ones(1)},
+                'args': argparse.Namespace(lr=0.1)}, path)
+    assert load_checkpoint_file(str(path))['args'].lr == 0.1
 
 
 def _failing_save(obj, f, *args, **kwargs):
@@ -554,28 +574,28 @@ def _failing_save(obj, f, *args, **kwargs):
     raise OSError('disk full (simulated)')
 
 
-def test_save_atomic(tmp_path, monkeypatch):
+def test_save_checkpoint(tmp_path, monkeypatch):
     dst = tmp_path / 'vit.pth'
-    save_atomic({'state_dict': {'w': torch.ones(2)}}, str(dst))
+    save_checkpoint({'state_dict': {'w': torch.ones(2)}}, str(dst))
     assert torch.equal(torch.load(dst)['state_dict']['w'], torch.ones(2))
     umask = os.umask(0)
     os.umask(umask)
     assert dst.stat().st_mode & 0o777 == 0o666 & ~umask
     with pytest.raises(FileExistsError, match='--force'):
-        save_atomic({}, str(dst))
+        save_checkpoint({}, str(dst))
     before = dst.read_bytes()
 
     monkeypatch.setattr(torch, 'save', _failing_save)
     with pytest.raises(OSError, match='simulated'):
-        save_atomic({'state_dict': {}}, str(dst), overwrite=True)
+        save_checkpoint({'state_dict': {}}, str(dst), overwrite=True)
     assert dst.read_bytes() == before  # unchanged
     fresh = tmp_path / 'fresh.pth'
     with pytest.raises(OSError, match='simulated'):
-        save_atomic({'state_dict': {}}, str(fresh))
+        save_checkpoint({'state_dict': {}}, str(fresh))
     assert not fresh.exists()
     assert sorted(os.listdir(tmp_path)) == ['vit.pth']  # no temp file left
     with pytest.raises(FileNotFoundError, match='directory does not exist'):
-        save_atomic({}, str(tmp_path / 'no' / 'x.pth'))
+        save_checkpoint({}, str(tmp_path / 'no' / 'x.pth'))
 
 
 def test_report_summary(sdae_ckpt):
@@ -586,4 +606,4 @@ def test_report_summary(sdae_ckpt):
     assert 'embed_dims=32, num_layers=2' in text
     assert 'neck.* (' in text and 'teacher.* (' in text
     assert 'internal consistency only' in text
-    assert ckpt_convert.OPTIONAL_TARGET_KEYS == ('ln1.', 'ln2.', 'dist_token')
+    assert ckpt_io.OPTIONAL_TARGET_KEYS == ('ln1.', 'ln2.', 'dist_token')

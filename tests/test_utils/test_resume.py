@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from mmsdae.utils import atomic
+from mmsdae.utils.checkpoint import files as atomic
 from mmsdae.utils.resume import (CheckpointFileError, CheckpointMismatchError,
                                  check_checkpoint_file, check_state_dict_fits,
                                  list_checkpoints, resolve_resume_checkpoint)
@@ -147,7 +147,8 @@ def test_kill_while_saving_keeps_previous_checkpoint_and_last_checkpoint(
 # ----------------------------------------------------- bad checkpoint files
 @pytest.mark.parametrize('content, reason', [
     (b'', 'is empty'),
-    (b'\x8f\x12random bytes\x00\x01' * 20, 'is not a PyTorch checkpoint'),
+    (b'\x8f\x12random bytes\x00\x01' * 20,
+     'is not a readable PyTorch checkpoint'),
     (json.dumps({'epoch': 3}).encode(), 'looks like JSON'),
     (b'PK\x03\x04' + b'\x00' * 50, 'truncated or corrupt'),
 ])
@@ -396,7 +397,7 @@ def test_cli_foreign_file_and_other_architecture(cli_run, tmp_path):
     foreign.write_text(json.dumps({'state_dict': {}}))
     rc, log = train(config, work, '--resume', foreign)
     assert rc != 0 and 'Traceback' not in log
-    assert f'{foreign}: is not a PyTorch checkpoint' in log
+    assert f'{foreign}: is not a readable PyTorch checkpoint' in log
     assert 'looks like JSON' in log
 
     rc, log = train(config, tmp_path / 'wide', '--cfg-options',

@@ -66,7 +66,7 @@ def install_fault(spec: str) -> None:
         return count[0] == int(k)
 
     if kind == 'checkpoint':
-        import mmsdae.utils.atomic as atomic
+        import mmsdae.utils.checkpoint.files as atomic
         original = atomic.atomic_write
 
         def faulty_write(dst, write):

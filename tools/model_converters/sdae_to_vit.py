@@ -12,11 +12,13 @@ Sources (``--src-format auto`` detects which):
 
 * mmsdae: a pre-training checkpoint of this repository (student under
   ``backbone.``, teacher under ``teacher.``), or a file this tool wrote;
-* timm: the official MAE / SdAE releases (timm ViT keys, optionally in
-  ``{'model': ...}`` / ``{'state_dict': ...}`` and ``module.``-prefixed);
-  ``--src-prefix encoder.`` (or ``teacher.`` ...) picks a sub-module first.
-  Decoder / mask-token / head keys are dropped; any other unknown key is an
-  error unless ``--allow-unknown``.
+* timm: the official MAE / SdAE releases and DINO's released backbone
+  (timm ViT keys, optionally in ``{'model': ...}`` / ``{'state_dict': ...}``
+  and ``module.``-prefixed); ``--src-prefix encoder.`` (or ``teacher.`` ...)
+  picks a sub-module first. Decoder / mask-token / head keys are dropped;
+  any other unknown key is an error unless ``--allow-unknown``;
+* dino: DINO's full training checkpoint (its teacher backbone by default,
+  ``--encoder student`` for the student; the projection heads dropped).
 
 With ``--config`` the result is checked against that config's
 ``model.backbone`` (missing / unexpected keys reported, shape mismatches
@@ -40,11 +42,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 # Importing mmsdae registers its modules and allow-lists MMEngine checkpoint
 # types; ``extract_encoder`` / ``SOURCES`` stay importable from here.
-from mmsdae.utils.ckpt_convert import \
-    ENCODER_PREFIXES as SOURCES  # noqa: E402
-from mmsdae.utils.ckpt_convert import (build_backbone_from_config,  # noqa
-                                       convert_checkpoint, extract_encoder,
-                                       load_checkpoint_file, save_atomic)
+from mmsdae.utils.checkpoint import (  # noqa: E402
+    FORMATS, build_backbone_from_config, convert_checkpoint, extract_encoder,
+    load_checkpoint_file, save_checkpoint)
+from mmsdae.utils.checkpoint import ENCODER_PREFIXES as SOURCES  # noqa: E402
 
 __all__ = ['SOURCES', 'extract_encoder', 'main']
 
@@ -58,15 +59,16 @@ def parse_args(argv=None):
     parser.add_argument('dst', help='output checkpoint')
     parser.add_argument(
         '--src-format',
-        choices=['auto', 'mmsdae', 'timm'],
+        choices=('auto', ) + FORMATS,
         default='auto',
         help='source layout (default: detected from the key names)')
     parser.add_argument(
         '--encoder',
         choices=sorted(SOURCES),
         default=None,
-        help='encoder of an mmsdae checkpoint (default: what the method '
-        'transfers: the student for SdAE, the teacher for RC-MAE)')
+        help='encoder of an mmsdae or DINO checkpoint (default: what the '
+        'method transfers: the student for SdAE, the teacher for RC-MAE and '
+        'DINO)')
     parser.add_argument(
         '--src-prefix',
         metavar='PREFIX',
@@ -126,7 +128,8 @@ def main(argv=None):
                 raise FileExistsError(f'destination exists: {args.dst} '
                                       '(pass --force to overwrite it).')
         ckpt = load_checkpoint_file(args.src,
-                                    weights_only=not args.unsafe_load)
+                                    weights_only=not args.unsafe_load,
+                                    unsafe_fix='pass --unsafe-load')
         backbone = (build_backbone_from_config(args.config)
                     if args.config else None)
         state, report = convert_checkpoint(
@@ -148,9 +151,9 @@ def main(argv=None):
                     src_prefix=args.src_prefix,
                     pos_embed=report.pos_embed)
         os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-        save_atomic(dict(state_dict=state, meta=meta),
-                    args.dst,
-                    overwrite=args.force)
+        save_checkpoint(dict(state_dict=state, meta=meta),
+                        args.dst,
+                        overwrite=args.force)
     except (OSError, ValueError, KeyError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         sys.exit(f'error: {message}')

@@ -1,7 +1,7 @@
 """Crash-safe checkpoint saving and a clear error for foreign checkpoints.
 
 :class:`AtomicCheckpointHook` is MMEngine's ``CheckpointHook`` whose files
-are written to a temporary name and renamed (``mmsdae.utils.atomic``), so a
+are written to a temporary name and renamed (``mmsdae.utils.checkpoint``), so a
 job killed while saving leaves the previous checkpoint and
 ``last_checkpoint`` valid (also with ``max_keep_ckpts``).
 :class:`CheckpointCompatibilityHook` stops a run that loads or resumes from
@@ -19,7 +19,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
-from mmsdae.utils.atomic import atomic_write
+from mmsdae.utils.checkpoint import atomic_write
 from mmsdae.utils.resume import (LAST_CHECKPOINT, check_state_dict_fits,
                                  strip_prefixes)
 

@@ -5,7 +5,7 @@ A :class:`FrozenTeacher` holds the parts of a trained model (``backbone``,
 trained model (``model``: the mmdet / mmseg task teachers of G2SD's
 specific distillation), and fills them from a local checkpoint file when
 it is built
-(:func:`mmsdae.utils.teacher_checkpoint.read_teacher_checkpoint` reads the
+(:func:`mmsdae.utils.checkpoint.read_teacher_checkpoint` reads the
 mmpretrain, official-MAE / timm and bare mmpretrain-ViT layouts). Then it
 
 - is in eval mode for good: :meth:`FrozenTeacher.train` keeps it there (no
@@ -43,10 +43,8 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from mmsdae.utils.teacher_checkpoint import (TEACHER_PARTS,
-                                             TeacherCheckpointError,
-                                             describe_unused,
-                                             read_teacher_checkpoint)
+from mmsdae.utils.checkpoint import (TEACHER_PARTS, TeacherCheckpointError,
+                                     describe_unused, read_teacher_checkpoint)
 from .teacher_forward import detached_modules
 
 FINGERPRINT = 'fingerprint'
