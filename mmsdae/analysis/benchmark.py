@@ -430,6 +430,8 @@ def write_random_teachers(config, out_dir: str,
     """
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    from mmsdae.utils.checkpoint import save_checkpoint
     cfg = config if isinstance(config, Config) else Config.fromfile(
         os.fspath(config))
     if cfg_options:
@@ -458,7 +460,7 @@ def write_random_teachers(config, out_dir: str,
             state.update({prefix + k: v
                           for k, v in module.state_dict().items()})
         os.makedirs(out_dir, exist_ok=True)
-        torch.save(dict(state_dict=state), path)
+        save_checkpoint(dict(state_dict=state), path)
     return options
 
 
