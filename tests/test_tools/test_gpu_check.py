@@ -109,6 +109,21 @@ def test_data_time_target_and_failed_section(gpu_check):
         ('b: data time < 5 % of step time', False)]
 
 
+def test_report_of_skipped_sections_is_written(gpu_check):
+    """The first GPU run's report: the downstream section skipped for time
+    (a string, not a list of rows) once crashed the Markdown writer."""
+    report = dict(
+        dry_run=False, wall_s=180.0, not_run='ops', errors=[],
+        environment=dict(device_name='H200', torch='2', cpu_count=16,
+                         amp_dtype='bf16', peak_tflops=989.0),
+        speed='failed: RuntimeError: boom',
+        train='skipped: 0 s of the budget left',
+        downstream='skipped: -1 s of the budget left')
+    report['targets'] = gpu_check.evaluate_targets(report)
+    table = gpu_check.markdown(report)
+    assert table.count('skipped: ') == 2 and 'Not run: failed' in table
+
+
 def test_subprocess_runs_are_logged_and_timed_out(gpu_check, tmp_path):
     """The GPU run's path: one process per tools/train.py run, its output
     kept in a log file, stopped at the time left in the budget."""

@@ -358,7 +358,8 @@ def evaluate_targets(report):
         if isinstance(data, dict):
             for t in data.get('targets', []):
                 targets.append(dict(section=section, **t))
-    for row in report.get('train') or []:
+    train = report.get('train')
+    for row in train if isinstance(train, list) else []:
         share = row.get('data_share')
         if share is not None:
             targets.append(dict(
@@ -413,7 +414,10 @@ def markdown(report):
               '| config | rc | iters x batch | step (s) | data (s) | data % '
               '| memory (MB) | wall (s) |',
               '|---|---|---|---|---|---|---|---|']
-    for r in report.get('train') or []:
+    train, downstream = report.get('train'), report.get('downstream')
+    if isinstance(train, str):  # the section was skipped or failed
+        lines.append(f'| {train} | | | | | | | |')
+    for r in train if isinstance(train, list) else []:
         if 'skipped' in r:
             lines.append(f"| {r['label']} | skipped: {r['skipped']} |"
                          ' | | | | | |')
@@ -425,7 +429,9 @@ def markdown(report):
             f"{_f(r.get('memory_mb'), '{:.0f}')} | {r['wall_s']} |")
     lines += ['', '## Tiny downstream configs (tools/train.py --amp)', '',
               '| config | rc | wall (s) | metrics |', '|---|---|---|---|']
-    for r in report.get('downstream') or []:
+    if isinstance(downstream, str):
+        lines.append(f'| {downstream} | | | |')
+    for r in downstream if isinstance(downstream, list) else []:
         if 'skipped' in r:
             lines.append(f"| {r['label']} | skipped: {r['skipped']} | | |")
             continue
