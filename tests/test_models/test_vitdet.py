@@ -87,6 +87,23 @@ def test_learned_table_with_class_row_loads_at_another_grid():
     assert torch.allclose(vit.pos_embed, expected, atol=1e-5)
 
 
+def test_pretrain_grid_table_is_resized_at_every_forward():
+    """ViTDet's get_abs_pos: the 14 x 14 (here 4 x 4) table stays the
+    parameter, the class-token row dropped, and is interpolated to the
+    input's grid (bicubic, align_corners=False) at every forward pass."""
+    vit = small_vit(pretrain_img_size=32)  # 4 x 4 table, 8 x 8 input grid
+    table = torch.randn(1, 1 + 16, 32)
+    vit.load_state_dict({'pos_embed': table}, strict=False)
+    assert torch.equal(vit.pos_embed, table[:, 1:])
+    expected = torch.nn.functional.interpolate(
+        table[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2), size=(8, 8),
+        mode='bicubic', align_corners=False).flatten(2).transpose(1, 2)
+    assert torch.allclose(vit._pos_embed_for((8, 8)), expected, atol=1e-5)
+    with pytest.raises(ValueError, match='pretrain_img_size'):
+        vit.load_state_dict({'pos_embed': torch.randn(1, 37, 32)},
+                            strict=False)
+
+
 def build_det(kind):
     """The backbone and neck of a ViTDet config, built."""
     import mmsdae.models.detectors  # noqa: F401
@@ -111,6 +128,7 @@ def test_vitdet_backbone_is_vitdets(kind, width):
     _, vit, neck = build_det(kind)
     assert vit.embed_dims == width and vit.num_layers == 12
     assert vit.cls_token is None
+    assert vit.pos_embed.shape == (1, 14 * 14, width)  # ViTDet's 224 table
     windowed = [i for i in range(12) if i not in vit.global_attn_indexes]
     assert windowed == [0, 1, 3, 4, 6, 7, 9, 10]
     head_dims = 64

@@ -4,7 +4,8 @@
 # projects/ViTDet/configs/COCO/mask_rcnn_vitdet_b_100ep.py), for the ViT-B
 # teacher of G2SD's detection distillation (fine-tuned from an MAE ViT-B):
 # a ViT-B/16 at 1024 x 1024 without class token, learned absolute positions
-# (the checkpoint's, bicubically resized), 14 x 14 windowed attention with
+# (the checkpoint's 14 x 14 table, bicubically resized to the input's grid
+# at every forward pass), 14 x 14 windowed attention with
 # global attention in blocks 3, 6, 9, 12 (indices 2, 5, 8, 11) and ViTDet's
 # decomposed relative positions in every block (zero at the start); the
 # last block alone feeds the simple feature pyramid (SimpleFPN: x4, x2, x1,
@@ -34,6 +35,7 @@ model = dict(
     backbone=dict(
         out_indices=(11, ),
         pos_embed_type='learned',
+        pretrain_img_size=224,
         window_size=14,
         global_attn_indexes=(2, 5, 8, 11),
         rel_pos_bias='decomposed'),

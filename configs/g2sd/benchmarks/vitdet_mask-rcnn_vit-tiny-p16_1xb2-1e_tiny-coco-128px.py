@@ -24,6 +24,7 @@ model = dict(
             num_heads=3,
             feedforward_channels=384),
         img_size=image_size,
+        pretrain_img_size=64,  # a 4 x 4 table, as the demo's 64 px images
         out_indices=(3, ),
         window_size=3,
         global_attn_indexes=(1, 3),

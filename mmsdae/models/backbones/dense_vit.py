@@ -149,6 +149,9 @@ class DenseViT(VisionTransformer):
         global_attn_indexes (Sequence[int], optional): blocks with global
             attention when windowed; default ``out_indices`` (MIMDet: the last
             block of each quarter).
+        pretrain_img_size (int, optional): with ``'learned'``, keep the
+            table at this image size's grid and resize it to the input's at
+            every forward pass (ViTDet: 224); default: at ``img_size``'s.
         **kwargs: :class:`VisionTransformer`'s arguments.
     """
 
@@ -158,6 +161,7 @@ class DenseViT(VisionTransformer):
                  rel_pos_bias: Optional[str] = None,
                  window_size: int = 0,
                  global_attn_indexes: Optional[Sequence[int]] = None,
+                 pretrain_img_size: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if pos_embed_type not in ('learned', 'sincos'):
@@ -172,6 +176,18 @@ class DenseViT(VisionTransformer):
                              "out_type='featmap').")
         self.pos_embed_type = pos_embed_type
         self.sincos_row_first = True  # mmpretrain's layout until loaded
+        self.pos_grid = tuple(self.patch_resolution)
+        if pretrain_img_size is not None:
+            if pos_embed_type != 'learned':
+                raise ValueError("pretrain_img_size keeps a learned table at "
+                                 "another grid: it needs pos_embed_type="
+                                 "'learned'.")
+            stride = self.patch_embed.projection.stride
+            self.pos_grid = (pretrain_img_size // stride[0],
+                             pretrain_img_size // stride[1])
+            self.pos_embed = nn.Parameter(
+                torch.zeros(1, self.pos_grid[0] * self.pos_grid[1] +
+                            self.num_extra_tokens, self.embed_dims))
         if pos_embed_type == 'sincos':
             self.pos_embed.requires_grad = False
             self._reset_sincos()
@@ -233,6 +249,13 @@ class DenseViT(VisionTransformer):
                 # a pre-trained table with a class-token row, at another
                 # grid (mmpretrain drops that row only at the same grid)
                 state_dict[name] = state_dict[name][:, 1:]
+            if (name in state_dict and self.pos_grid != self.patch_resolution
+                    and state_dict[name].shape != self.pos_embed.shape):
+                raise ValueError(
+                    f'{name}: the checkpoint holds a '
+                    f'{tuple(state_dict[name].shape)} table and the backbone '
+                    f'keeps one at the {self.pos_grid} grid: set '
+                    "pretrain_img_size to the checkpoint's image size.")
             return super()._prepare_pos_embed(state_dict, prefix, *args,
                                               **kwargs)
         table = state_dict[name][0].float()
@@ -268,7 +291,7 @@ class DenseViT(VisionTransformer):
             return self._sincos(grid)
         return self.resize_pos_embed(
             self.pos_embed,
-            self.patch_resolution,
+            self.pos_grid,
             grid,
             mode=self.interpolate_mode,
             num_extra_tokens=self.num_extra_tokens)
