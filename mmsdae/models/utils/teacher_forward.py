@@ -72,15 +72,10 @@ class TeacherForwardMixin:
 
     def run_teacher(self, fn: Callable, inputs: torch.Tensor, *args,
                     **kwargs):
-        """Run ``fn(inputs, *args, **kwargs)``, a teacher forward pass, the
-        cheap way: in inference mode (no autograd graph, no activations
-        kept), under autocast when the step uses AMP (in the step's dtype
-        unless ``teacher_amp_dtype`` says otherwise, see
-        :meth:`teacher_autocast_dtype`).
-
-        Tensors in the result come back as float32 (floating point) copies
-        made outside inference mode, which the loss's autograd may save.
-        """
+        """Run ``fn(inputs, *args, **kwargs)``, a teacher forward pass, as
+        the module docstring says (autocast dtype from
+        :meth:`teacher_autocast_dtype`; floating-point results come back as
+        float32 copies)."""
         device_type = inputs.device.type
         dtype = self.teacher_autocast_dtype(device_type)
         autocast = torch.autocast(device_type, dtype=dtype) \
