@@ -8,10 +8,10 @@
 # Vasconcelos 2018): each stage the Mask R-CNN's 4 conv + 1 fc SyncBN head
 # regressing decoded boxes with GIoU (weight 10), class-specific, trained at
 # IoU 0.5 / 0.6 / 0.7 with delta stds 0.1-0.2 / 0.05-0.1 / 0.033-0.067 and
-# loss weights 1 / 0.5 / 0.25; one 4-conv mask head. The cascade heads are
-# those of Swin's / iBOT's "giou_4conv1f" Cascade Mask R-CNN configs, whose
-# detection code dBOT's Cascade numbers (the comparison of Table A2) come
-# from. Paper (300 epochs): 53.0 box AP / 45.6 mask AP (MAE + DeiT
+# loss weights 1 / 0.5 / 0.25; one 4-conv mask head. The appendix names
+# only the framework: the stage heads are a choice, those of Swin's
+# "giou_4conv1f" Cascade Mask R-CNN configs (the Mask R-CNN's head in each
+# stage). Paper (300 epochs): 53.0 box AP / 45.6 mask AP (MAE + DeiT
 # teachers), 53.4 / 45.9 (MAE + CLIP). Every value and its source:
 # configs/hybrid_distill/README.md.
 #
