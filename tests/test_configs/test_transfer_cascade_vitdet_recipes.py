@@ -66,7 +66,8 @@ def test_cifar_is_never_downloaded_and_stays_rgb():
 
 
 CASCADE = HD + 'cascade-mask-rcnn_vit-base-p16_fpn_8xb4-1x_coco.py'
-MASK_RCNN = 'configs/sdae/benchmarks/mask-rcnn_vit-base-p16_fpn_8xb4-1x_coco.py'
+MASK_RCNN = ('configs/sdae/benchmarks/'
+             'mask-rcnn_vit-base-p16_fpn_8xb4-1x_coco.py')
 STDS = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
         [0.033, 0.033, 0.067, 0.067]]
 
@@ -107,7 +108,8 @@ def test_cascade_keeps_the_mask_rcnn_encoder_pyramid_and_recipe():
 
 
 G2 = 'configs/g2sd/'
-VITDET_B = G2 + 'benchmarks/vitdet_mask-rcnn_vit-base-p16_lsj-8xb8-100e_coco.py'
+VITDET_B = (G2 + 'benchmarks/'
+            'vitdet_mask-rcnn_vit-base-p16_lsj-8xb8-100e_coco.py')
 VITDET_S = (G2 + 'benchmarks/'
             'vitdet_mask-rcnn_vit-small-p16_lsj-8xb8-100e_coco.py')
 VITDET_SD = (G2 + 'specific/'

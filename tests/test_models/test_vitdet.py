@@ -25,7 +25,8 @@ def loop_bias(q, rel_h, rel_w, h, w):
                 for m in range(w):
                     qij = q[:, :, i * w + j]
                     out[:, :, i * w + j, k * w + m] = (
-                        qij @ rel_h[i - k + h - 1] + qij @ rel_w[j - m + w - 1])
+                        qij @ rel_h[i - k + h - 1] +
+                        qij @ rel_w[j - m + w - 1])
     return out
 
 

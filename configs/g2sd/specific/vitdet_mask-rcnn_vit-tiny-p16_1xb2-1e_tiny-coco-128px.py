@@ -4,7 +4,8 @@
 # detector on a 192 x 4 ViT (the teacher file: that config trained with
 # the wider backbone); the same loss, the warm-up shortened to the 4
 # iterations of the run.
-_base_ = '../benchmarks/vitdet_mask-rcnn_vit-tiny-p16_1xb2-1e_tiny-coco-128px.py'
+_base_ = ('../benchmarks/'
+          'vitdet_mask-rcnn_vit-tiny-p16_1xb2-1e_tiny-coco-128px.py')
 
 teacher_ckpt = 'work_dirs/teachers/vitdet_mask-rcnn_vit-d192-p16_tiny-coco.pth'
 teacher_dims = 192

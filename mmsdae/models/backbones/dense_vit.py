@@ -168,8 +168,9 @@ class DenseViT(VisionTransformer):
             raise ValueError(f"pos_embed_type must be 'learned' or 'sincos', "
                              f'got {pos_embed_type!r}.')
         if rel_pos_bias not in (None, 'per_block', 'shared', 'decomposed'):
-            raise ValueError("rel_pos_bias must be None, 'per_block', "
-                             f"'shared' or 'decomposed', got {rel_pos_bias!r}.")
+            raise ValueError(
+                "rel_pos_bias must be None, 'per_block', 'shared' or "
+                f"'decomposed', got {rel_pos_bias!r}.")
         if window_size and self.cls_token is not None:
             raise ValueError('windowed attention has no place for a class '
                              'token: set with_cls_token=False (and '
