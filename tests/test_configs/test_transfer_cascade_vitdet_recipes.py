@@ -113,7 +113,7 @@ VITDET_B = (G2 + 'benchmarks/'
 VITDET_S = (G2 + 'benchmarks/'
             'vitdet_mask-rcnn_vit-small-p16_lsj-8xb8-100e_coco.py')
 VITDET_SD = (G2 + 'specific/'
-             'vitdet_mask-rcnn_vit-small-p16_lsj-8xb8-100e_coco.py')
+             'vitdet_mask-rcnn_vit-small-p16-distilled_lsj-8xb8-100e_coco.py')
 LN = 'mmpretrain.LN2d'
 VITDET_ROWS = [
     ('model.backbone.img_size', (1024, 1024), G2SD_T3),

@@ -26,8 +26,8 @@ CASCADE = ('configs/hybrid_distill/benchmarks/'
            'cascade-mask-rcnn_vit-tiny-p8_fpn_1xb2-1e_tiny-coco-128px.py')
 VITDET = ('configs/g2sd/benchmarks/'
           'vitdet_mask-rcnn_vit-tiny-p16_1xb2-1e_tiny-coco-128px.py')
-VITDET_SD = ('configs/g2sd/specific/'
-             'vitdet_mask-rcnn_vit-tiny-p16_1xb2-1e_tiny-coco-128px.py')
+VITDET_SD = ('configs/g2sd/specific/vitdet_mask-rcnn_vit-tiny-p16-distilled_'
+             '1xb2-1e_tiny-coco-128px.py')
 
 
 @pytest.fixture(scope='module')
