@@ -1,4 +1,5 @@
-# CPU-sized variant of vitdet_mask-rcnn_vit-small-p16_lsj-8xb8-100e_coco.py:
+# CPU-sized variant of vitdet_mask-rcnn_vit-small-p16-distilled_lsj-8xb8-
+# 100e_coco.py:
 # the tiny ViTDet Mask R-CNN of ../benchmarks/vitdet_mask-rcnn_vit-tiny-p16_
 # 1xb2-1e_tiny-coco-128px.py (96 x 4 student) distilled from the same
 # detector on a 192 x 4 ViT (the teacher file: that config trained with
