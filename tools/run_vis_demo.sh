@@ -3,7 +3,8 @@
 # learned"): set up the environment, train the three CPU demos afresh into
 # work_dirs/vis_demo/ (SdAE, RC-MAE, MAE: same data, schedule and ViT size;
 # deterministic, ~10 s each), then draw from their final checkpoints:
-#   attention maps (SdAE vs MAE), average attention distance (SdAE student,
+#   attention maps (SdAE vs MAE), the 10 % attention region of one query
+#   patch (RC-MAE, MAE, SdAE), average attention distance (SdAE student,
 #   SdAE teacher, RC-MAE teacher, MAE), the masking / decoder output of one
 #   batch for each method, and the training curves with the kNN monitor.
 # Output: docs/figures/ (PNG + the JSON numbers behind each picture).
@@ -32,6 +33,10 @@ mkdir -p "$OUT"
 "$PY" tools/analysis_tools/vis_attention.py \
   "$SDAE" "$(ckpt $W/sdae)" --compare "$MAE" "$(ckpt $W/mae)" \
   --labels SdAE MAE --out-dir "$OUT/attention_maps"
+"$PY" tools/analysis_tools/vis_attention.py \
+  "$RCMAE" "$(ckpt $W/rcmae)" --compare "$MAE" "$(ckpt $W/mae)" \
+  --compare "$SDAE" "$(ckpt $W/sdae)" --labels RC-MAE MAE SdAE \
+  --query 3 4 --out-dir "$OUT/query_regions"
 "$PY" tools/analysis_tools/attention_distance.py \
   "$SDAE" "$(ckpt $W/sdae)" "$SDAE" "$(ckpt $W/sdae)" \
   "$RCMAE" "$(ckpt $W/rcmae)" "$MAE" "$(ckpt $W/mae)" \

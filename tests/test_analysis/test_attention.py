@@ -408,10 +408,12 @@ def test_vis_attention_query_regions_of_several_checkpoints(
         '--labels', 'A', 'B', 'C', '--num-images', '2', '--query', '3', '4',
         '--out-dir', str(tmp_path)
     ])
-    with Image.open(out['regions_png']) as image:
+    assert osp.basename(out['png']) == 'query_regions.png'
+    assert not (tmp_path / 'attention_maps.png').exists()
+    with Image.open(out['png']) as image:
         assert image.size == (3 * round(tool.CELL * tool.DPI),
                               round((tool.HEADER + 2 * tool.CELL) * tool.DPI))
-    with open(out['regions_json']) as f:
+    with open(out['json']) as f:
         result = json.load(f)
     assert result['query'] == [3, 4] and result['mass'] == 0.1
     assert len(result['images']) == 2

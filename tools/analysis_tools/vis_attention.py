@@ -33,7 +33,7 @@ Writes, under --out-dir:
                        probabilities), its shape, the class token's
                        attention to itself per head, the head mean
 
-With --query ROW COL (RC-MAE Fig. 4), also:
+With --query ROW COL (RC-MAE Fig. 4), instead:
 
   query_regions.png    rows = images, one column per model: the image,
                        dimmed outside the region, the query patch starred
@@ -270,8 +270,7 @@ def write_query_regions(models, args, sources):
         ])
     with open(json_path, 'w') as f:
         json.dump(result, f, indent=1)
-    return dict(regions_png=png, regions_json=json_path,
-                regions=result)
+    return dict(png=png, json=json_path, result=result)
 
 
 def parse_args(argv=None):
@@ -287,8 +286,8 @@ def parse_args(argv=None):
         'A (repeat for more)')
     parser.add_argument(
         '--query', nargs=2, type=int, metavar=('ROW', 'COL'),
-        help='also draw the attention region of this query patch (RC-MAE '
-        'Fig. 4); row and column in the patch grid')
+        help='draw the attention region of this query patch instead '
+        '(RC-MAE Fig. 4); row and column in the patch grid')
     parser.add_argument(
         '--mass', type=float, default=0.1,
         help='fraction of the query attention the region holds (default: '
@@ -351,6 +350,12 @@ def main(argv=None):
         model['label'] = label
 
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.query:
+        out = write_query_regions(models, args, sources)
+        print(f'wrote {out["png"]} ({len(sources)} images x {len(models)} '
+              f'models) and {out["json"]} in '
+              f'{time.perf_counter() - _START:.1f} s')
+        return out
     png = osp.join(args.out_dir, 'attention_maps.png')
     json_path = osp.join(args.out_dir, 'attention_maps.json')
     width, height = plot_attention(models, png)
@@ -396,12 +401,9 @@ def main(argv=None):
         ])
     with open(json_path, 'w') as f:
         json.dump(result, f, indent=1)
-    out = dict(png=png, json=json_path, result=result)
-    if args.query:
-        out.update(write_query_regions(models, args, sources))
     print(f'wrote {png} ({len(sources)} images x {len(models)} models) and '
           f'{json_path} in {time.perf_counter() - _START:.1f} s')
-    return out
+    return dict(png=png, json=json_path, result=result)
 
 
 if __name__ == '__main__':
