@@ -200,6 +200,18 @@ def test_vitdet_students_and_teacher():
     assert teacher.neck == base.neck and teacher.roi_head == base.roi_head
 
 
+def test_tiny_vitdet_teacher_config_is_the_distillation_teacher():
+    teacher = load(G2 + 'specific/teachers/'
+                   'vitdet_mask-rcnn_vit-d192-p16_1xb2-1e_tiny-coco-128px.py')
+    distill = load(G2 + 'specific/vitdet_mask-rcnn_vit-tiny-p16-distilled_'
+                   '1xb2-1e_tiny-coco-128px.py')
+    assert distill.model.teacher.model == teacher.model
+    assert teacher.model.backbone.arch.embed_dims == 192
+    assert distill.model.backbone.arch.embed_dims == 96
+    assert osp.basename(osp.dirname(distill.model.teacher.checkpoint)) == (
+        'vitdet_mask-rcnn_vit-d192-p16_1xb2-1e_tiny-coco-128px')
+
+
 def test_vitdet_layer_decay_reaches_the_relative_positions():
     """ViTDet decays the lr per block (0.7 for ViT-B) and the relative
     positions belong to their block; no weight decay on pos_embed."""

@@ -2,13 +2,14 @@
 # 100e_coco.py:
 # the tiny ViTDet Mask R-CNN of ../benchmarks/vitdet_mask-rcnn_vit-tiny-p16_
 # 1xb2-1e_tiny-coco-128px.py (96 x 4 student) distilled from the same
-# detector on a 192 x 4 ViT (the teacher file: that config trained with
-# the wider backbone); the same loss, the warm-up shortened to the 4
-# iterations of the run.
+# detector on a 192 x 4 ViT (the teacher file: teachers/vitdet_mask-rcnn_
+# vit-d192-p16_1xb2-1e_tiny-coco-128px.py trained one epoch); the same
+# loss, the warm-up shortened to the 4 iterations of the run.
 _base_ = ('../benchmarks/'
           'vitdet_mask-rcnn_vit-tiny-p16_1xb2-1e_tiny-coco-128px.py')
 
-teacher_ckpt = 'work_dirs/teachers/vitdet_mask-rcnn_vit-d192-p16_tiny-coco.pth'
+teacher_ckpt = ('work_dirs/vitdet_mask-rcnn_vit-d192-p16_1xb2-1e_tiny-coco-'
+                '128px/epoch_1.pth')
 teacher_dims = 192
 _student = _base_.model
 teacher_model = dict(
