@@ -1,37 +1,14 @@
 """Frozen pre-trained teachers (G2SD, Hybrid Distill).
 
-A :class:`FrozenTeacher` holds the parts of a trained model (``backbone``,
-``neck``, ``head``; mmpretrain modules built from configs), or a whole
-trained model (``model``: the mmdet / mmseg task teachers of G2SD's
-specific distillation), and fills them from a local checkpoint file when
-it is built
-(:func:`mmsdae.utils.checkpoint.read_teacher_checkpoint` reads the
-mmpretrain, official-MAE / timm and bare mmpretrain-ViT layouts). Then it
-
-- is in eval mode for good: :meth:`FrozenTeacher.train` keeps it there (no
-  drop path, no dropout), whatever mode its parent is switched to;
-- has ``requires_grad=False`` everywhere, so the optimizer
-  (``TrainableOptimWrapperConstructor`` leaves such parameters out) and DDP
-  (which only reduces gradients of parameters that require them) never see
-  it, and no gradient reaches it;
-- is never re-initialized: the algorithms take it out of the module tree
-  while ``init_weights`` runs (:func:`detached_frozen_teachers`), so neither
-  an ``init_cfg`` of the parent (Xavier on every ``Linear`` ...) nor the
-  parts' own ``init_weights`` overwrite the loaded weights;
-- is not stored in the distillation run's checkpoints. Its weights are the
-  file's and never change, so they are left out of ``state_dict()`` (a
-  ViT-B MAE with its decoder is 112 M parameters, more than the whole ViT-S
-  student with its AdamW state) and come back from the teacher file when
-  the run is resumed. Only ``fingerprint`` is stored (element count, sum
-  and sum of squares of the teacher's tensors, float64): loading a
-  checkpoint whose fingerprint differs means the teacher file changed since
-  the checkpoint was written, and is an error. Loading a checkpoint never
-  changes the teacher, even one that holds teacher weights.
-
-Every tensor of every part must come from the file: a missing one is an
-error naming the keys (a frozen teacher is never trained, so it would keep
-its random initial value); ``allow_missing`` lists keys that may stay
-initial on purpose. Keys of the file no part takes are reported.
+A :class:`FrozenTeacher` holds the parts of a trained model (or a whole
+mmdet / mmseg model) filled from a local file by
+:func:`mmsdae.utils.checkpoint.read_teacher_checkpoint`. It stays in eval
+mode, has ``requires_grad=False`` (the optimizer and DDP never see it), is
+kept out of ``init_weights`` (:func:`detached_frozen_teachers`) and out of
+the run's checkpoints: only its ``fingerprint`` (elements, sum, sum of
+squares, float64) is saved, and a resumed checkpoint whose fingerprint
+differs is an error. Every tensor must come from the file, except the
+``allow_missing`` patterns.
 """
 import fnmatch
 import logging
@@ -60,30 +37,19 @@ class FrozenTeacher(nn.Module):
             parts (at least one), e.g. ``backbone=dict(type='SdAEViT',
             arch='b', ...)`` and ``neck=dict(type='MAEPretrainDecoder',
             ...)`` for a full MAE. Their ``init_cfg`` is ignored.
-        model (dict, optional): instead of the parts, a whole model that
-            takes every key of an MMEngine checkpoint (no prefix): the
-            fine-tuned detector / segmentor teachers of G2SD's specific
-            distillation, e.g. ``dict(type='mmdet.MaskRCNN', ...)`` (or
-            ``_scope_='mmdet'``; :func:`build_frozen_teacher` sets the
-            caller's scope). Its ``init_cfg`` is ignored too.
+        model (dict, optional): instead of the parts, a whole model taking
+            every key of the file (G2SD's detector / segmentor teachers,
+            e.g. ``dict(type='mmdet.MaskRCNN', ...)``).
         prefixes (dict, optional): part -> key prefix in an
             mmpretrain-layout file (default ``'<part>.'``); e.g.
             ``dict(backbone='teacher.', neck='teacher_neck.')`` takes the EMA
             teacher of an RC-MAE run.
         allow_missing (Sequence[str]): ``fnmatch`` patterns of part-qualified
-            keys (``'neck.decoder_pred.*'``) that may be absent from the
-            file and keep their initial values. Empty by default: every
-            missing key is an error.
+            keys (``'neck.decoder_pred.*'``) that may stay initial.
         weights_only (bool): ``torch.load(weights_only=...)``; set False only
             for a trusted file that holds Python objects.
         config_key (str): where the teacher sits in the config, for the
             messages (set by the algorithm).
-
-    Raises:
-        FileNotFoundError: if ``checkpoint`` is not a file.
-        TeacherCheckpointError: if the file lacks a part, lacks any tensor
-            of a part (not in ``allow_missing``), or has a tensor of another
-            shape.
     """
 
     def __init__(self,
@@ -105,10 +71,8 @@ class FrozenTeacher(nn.Module):
             raise ValueError(f'{config_key}: a teacher needs at least one of '
                              f'{TEACHER_PARTS}.')
         if model is not None and len(self.part_names) > 1:
-            raise ValueError(
-                f'{config_key}: give either the whole model (model=...) or '
-                f'its parts (backbone / neck / head), not both: '
-                f'{self.part_names}.')
+            raise ValueError(f'{config_key}: give model=... or parts, not '
+                             f'both: {self.part_names}.')
         if isinstance(allow_missing, str):
             allow_missing = [allow_missing]
         self.checkpoint = checkpoint
@@ -152,25 +116,15 @@ class FrozenTeacher(nn.Module):
                         f'teacher {tuple(target[k].shape)}')
         if mismatched:
             raise TeacherCheckpointError(
-                f'{where} does not fit the teacher of the config: '
-                f'{len(mismatched)} tensor(s) have another shape: ' +
-                '; '.join(mismatched[:8]) +
-                ('; ...' if len(mismatched) > 8 else '') +
-                f'. Set {self.config_key} (arch, widths, depth, image / '
-                'patch size) to the architecture the checkpoint was trained '
-                'with.')
+                f'{where}: {len(mismatched)} tensor(s) have another shape: '
+                + '; '.join(mismatched[:8]) + '. Set ' + self.config_key +
+                ' to the architecture the checkpoint was trained with.')
         if missing:
             raise TeacherCheckpointError(
-                f'{where} lacks {len(missing)} tensor(s) of the teacher: ' +
-                ', '.join(missing[:12]) +
-                (f', ... ({len(missing) - 12} more)'
-                 if len(missing) > 12 else '') +
-                '. A frozen teacher is never trained, so they would keep '
-                'their random initial values. Check that the teacher config '
-                f'({self.config_key}) matches the checkpoint (depth, final '
-                'norm, decoder); to keep some at their initial values on '
-                f'purpose, list them in {self.config_key}.allow_missing '
-                "(fnmatch patterns such as 'head.*').")
+                f'{where} lacks {len(missing)} tensor(s) of the teacher '
+                f'(they would stay random): {", ".join(missing[:12])}. Match '
+                f'{self.config_key} to the checkpoint, or list them in '
+                f'{self.config_key}.allow_missing.')
         unexpected = []
         for name in self.part_names:
             result = getattr(self, name).load_state_dict(
@@ -194,9 +148,8 @@ class FrozenTeacher(nn.Module):
 
     @torch.no_grad()
     def compute_fingerprint(self) -> torch.Tensor:
-        """``[elements, sum, sum of squares]`` of the parts' tensors in
-        float64 on the CPU: what identifies the teacher weights in the
-        distillation checkpoints."""
+        """``[elements, sum, sum of squares]`` of the parts' float tensors
+        (float64, CPU)."""
         count, total, squares = 0, 0.0, 0.0
         for name in self.part_names:
             for value in getattr(self, name).state_dict().values():
@@ -225,8 +178,7 @@ class FrozenTeacher(nn.Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
-            'a FrozenTeacher is not called itself: the algorithm runs its '
-            f'parts ({", ".join(self.part_names)}) through run_teacher.')
+            'call the parts of a FrozenTeacher through run_teacher.')
 
     def extra_repr(self) -> str:
         return f'checkpoint={self.checkpoint!r}, frozen'
@@ -244,10 +196,8 @@ def _drop_teacher_weights(module: FrozenTeacher, state_dict, prefix: str,
 def _keep_teacher_weights(module: FrozenTeacher, state_dict, prefix: str,
                           local_metadata, strict, missing_keys,
                           unexpected_keys, error_msgs) -> None:
-    """``load_state_dict()`` pre-hook: check the fingerprint, then give
-    every teacher tensor its current value, so that loading neither
-    reports the teacher's (never saved) weights as missing nor changes
-    them."""
+    """``load_state_dict()`` pre-hook: check the fingerprint, then fill in
+    the teacher's current (never saved) tensors."""
     key = prefix + FINGERPRINT
     saved = state_dict.get(key)
     own = getattr(module, FINGERPRINT)
@@ -257,12 +207,9 @@ def _keep_teacher_weights(module: FrozenTeacher, state_dict, prefix: str,
                                    rtol=1e-9, atol=1e-6):
         raise TeacherCheckpointError(
             f'the checkpoint was written with another teacher than '
-            f'{module.checkpoint} ({module.config_key}.checkpoint): the '
-            'teacher fingerprints (elements, sum, sum of squares) differ: '
-            f'{saved.tolist()} in the checkpoint, {own.tolist()} now. The '
-            'teacher file changed since: point '
-            f'{module.config_key}.checkpoint at the file the run was '
-            'trained with.')
+            f'{module.checkpoint} (fingerprint {saved.tolist()}, now '
+            f'{own.tolist()}): point {module.config_key}.checkpoint at the '
+            'file the run was trained with.')
     for name, value in module.teacher_state_dict().items():
         state_dict[prefix + name] = value
     state_dict[key] = own
@@ -274,17 +221,9 @@ def build_frozen_teacher(cfg: dict,
                          scope: Optional[str] = None) -> FrozenTeacher:
     """Build a :class:`FrozenTeacher` from a config dict.
 
-    Args:
-        cfg: ``dict(backbone=..., neck=..., checkpoint=..., ...)`` (the
-            arguments of :class:`FrozenTeacher`; ``type`` defaults to
-            ``'FrozenTeacher'``).
-        checkpoint: overrides ``cfg['checkpoint']``.
-        config_key: where ``cfg`` sits in the config, for the messages.
-        scope: the registry scope of the calling model when it is not
-            mmpretrain's (``'mmdet'``, ``'mmseg'``): the teacher is then
-            built in mmpretrain's scope (where ``FrozenTeacher`` is
-            registered), and a whole-model teacher (``model=...``) whose
-            type names no scope is looked up in ``scope``.
+    ``checkpoint`` overrides ``cfg['checkpoint']``; ``scope`` (``'mmdet'``,
+    ``'mmseg'``) is where an unscoped whole-model ``model=...`` is looked
+    up, the teacher itself being built in mmpretrain's scope.
     """
     if isinstance(cfg, FrozenTeacher):
         return cfg
@@ -297,8 +236,8 @@ def build_frozen_teacher(cfg: dict,
         cfg['checkpoint'] = checkpoint
     if 'checkpoint' not in cfg:
         raise TeacherCheckpointError(
-            f'{config_key}.checkpoint is not set: a frozen teacher needs its '
-            'weights from a local file (they are never downloaded).')
+            f'{config_key}.checkpoint is not set: give the local teacher '
+            'file.')
     cfg['config_key'] = config_key
     if scope is None:
         teacher = MODELS.build(cfg)
@@ -321,8 +260,6 @@ def frozen_teachers(model: nn.Module) -> Iterator[FrozenTeacher]:
 
 
 def detached_frozen_teachers(model: nn.Module):
-    """Take every :class:`FrozenTeacher` out of ``model``'s module tree for
-    the duration of the block, e.g. around ``init_weights`` so that no
-    initializer touches the loaded teacher weights; the module order is
-    restored afterwards (:func:`detached_modules`)."""
+    """Take every :class:`FrozenTeacher` out of ``model`` for the block
+    (around ``init_weights``), see :func:`detached_modules`."""
     return detached_modules(model, lambda m: isinstance(m, FrozenTeacher))
