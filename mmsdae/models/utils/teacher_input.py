@@ -29,19 +29,14 @@ class TeacherInput:
     - ``'full'`` (Table 5 rows 1-2, Fig. 3(b)): the whole image as one
       sequence; the loss still covers only the masked positions.
 
-    By default a fold count that does not divide the masked patches is
-    refused, so every masked patch gets a target. ``drop_remainder=True``
-    is the released code's behaviour (its ``shrink_num``): folds of
-    ``N_masked // t`` patches, the ``N_masked mod t`` left-over patches get
-    no teacher feature and no loss. It is what Fig. 4(b)'s 4 x 36 split of
-    the 147 masked patches of ViT-B/16 needs.
+    ``drop_remainder=True`` (the released ``shrink_num``; Fig. 4(b)'s 4 x
+    36 of 147) leaves the ``N_masked mod t`` left-over patches without a
+    target; by default a fold count that does not divide is refused.
 
     Args:
         mode (str): one of ``TEACHER_INPUT_MODES``.
-        num_folds (int, optional): folds t for ``'multi_fold'`` (default 3);
-            refused for the other modes.
-        crop_tokens (int, optional): k for ``'crop'`` (required there);
-            refused for the other modes.
+        num_folds (int, optional): folds t of ``'multi_fold'`` (default 3).
+        crop_tokens (int, optional): k of ``'crop'`` (required there).
         drop_remainder (bool): ``'multi_fold'`` only, see above.
     """
 
@@ -64,18 +59,15 @@ class TeacherInput:
         if unused:
             raise ValueError(
                 f'teacher_input mode {mode!r} does not use {unused}: remove '
-                'them (when overriding a base config, write '
-                "teacher_input=dict(_delete_=True, mode=..., ...)).")
+                'them (or override with _delete_=True).')
         if mode == 'multi_fold':
             num_folds = DEFAULT_NUM_FOLDS if num_folds is None else num_folds
             if not _is_positive_int(num_folds):
                 raise ValueError(f'num_folds={num_folds!r} must be a positive '
                                  'integer (the paper uses 3).')
         if mode == 'crop' and not _is_positive_int(crop_tokens):
-            raise ValueError(
-                f'crop_tokens={crop_tokens!r}: teacher crop needs a positive '
-                'integer number of masked tokens for the teacher, e.g. '
-                "teacher_input=dict(mode='crop', crop_tokens=49).")
+            raise ValueError(f'crop_tokens={crop_tokens!r} must be a '
+                             "positive integer for mode='crop', e.g. 49.")
         self.mode = mode
         self.num_folds = num_folds if mode == 'multi_fold' else 1
         self.crop_tokens = crop_tokens
@@ -92,17 +84,13 @@ class TeacherInput:
                 divisors = [d for d in range(1, num_masked + 1)
                             if num_masked % d == 0]
                 raise ValueError(
-                    f'{num_masked} masked patches (of {num_patches}) cannot '
-                    f'be split into {self.num_folds} equal folds: set '
-                    f'num_folds to one of {divisors}, change mask_ratio / '
-                    'img_size, or set drop_remainder=True to leave the '
-                    f'{num_masked % self.num_folds} left-over patches '
-                    'without a target (the released code).')
+                    f'{num_masked} masked patches cannot be split into '
+                    f'{self.num_folds} equal folds: set num_folds to one of '
+                    f'{divisors}, or drop_remainder=True.')
         if self.mode == 'crop' and self.crop_tokens > num_masked:
             raise ValueError(
                 f'crop_tokens={self.crop_tokens} is larger than the '
-                f'{num_masked} masked patches: the teacher crop is a subset '
-                f'of the masked patches, so use at most {num_masked}.')
+                f'{num_masked} masked patches it is drawn from.')
 
     def sample(self, masked_ids: torch.Tensor,
                num_patches: int) -> Tuple[torch.Tensor, torch.Tensor]:

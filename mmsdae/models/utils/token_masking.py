@@ -1,17 +1,6 @@
 """Progressive redundant token masking of the student's input (Hybrid
-Distill, arXiv 2306.15876 Sec. 3; appendix Table A5 switches it on / off):
-redundant tokens are masked from the student's input, progressively during
-distillation.
-
-How redundancy is scored and the schedule are our choices (argued in
-``configs/hybrid_distill/README.md``), each a config option:
-
-- score: the class-token attention of a teacher's block, averaged over the
-  heads (:func:`class_token_attention`); low = redundant. Default: the last
-  block of T_c.
-- schedule: :class:`ProgressiveRedundantMasking` ``stages``, a
-  non-decreasing step function of the training progress (epoch /
-  max_epochs) to the fraction of patches masked.
+Distill, arXiv 2306.15876 Sec. 3, Table A5). The score and the schedule
+are our choices, argued in ``configs/hybrid_distill/README.md``.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -46,10 +35,8 @@ class ProgressiveRedundantMasking:
 
     Args:
         stages: ``((start, ratio), ...)``: from training progress ``start``
-            (a fraction of the run, ``epoch / max_epochs``; the first stage
-            starts at 0) on, ``int(ratio * N)`` of the N patches are masked.
-            Starts increase strictly, ratios never decrease, ratios lie in
-            [0, 1).
+            (``epoch / max_epochs``) on, ``int(ratio * N)`` patches are
+            masked.
         score_teacher: whose class-token attention scores redundancy,
             ``'teacher_c'`` (default) or ``'teacher_m'``.
         score_layer: the block of that teacher (default -1, the last).
@@ -69,9 +56,8 @@ class ProgressiveRedundantMasking:
         starts = [float(s) for s, _ in stages]
         ratios = [float(r) for _, r in stages]
         if starts[0] != 0.0:
-            raise ValueError(
-                f'token_masking.stages: the first stage starts at '
-                f'{starts[0]}, not 0: say what happens from the start.')
+            raise ValueError(f'token_masking.stages: the first stage '
+                             f'starts at {starts[0]}, not 0.')
         if any(b <= a for a, b in zip(starts, starts[1:])) \
                 or starts[-1] >= 1.0:
             raise ValueError(
@@ -81,9 +67,8 @@ class ProgressiveRedundantMasking:
             raise ValueError(f'token_masking.stages ratios {ratios} must lie '
                              'in [0, 1).')
         if any(b < a for a, b in zip(ratios, ratios[1:])):
-            raise ValueError(
-                f'token_masking.stages ratios {ratios} decrease: progressive '
-                'masking only ever masks more.')
+            raise ValueError(f'token_masking.stages ratios {ratios} must '
+                             'not decrease.')
         if score_teacher not in SCORE_TEACHERS:
             raise ValueError(f'token_masking.score_teacher={score_teacher!r}:'
                              f' choose one of {SCORE_TEACHERS}.')
@@ -107,13 +92,8 @@ class ProgressiveRedundantMasking:
     @staticmethod
     def split(score: torch.Tensor,
               num_masked: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Split the patches by ``score`` (B, N): the ``num_masked`` lowest
-        are masked.
-
-        Returns:
-            ``(kept, masked)``: (B, N - k) and (B, k) patch indices, each in
-            ascending (raster) order.
-        """
+        """``(kept, masked)`` raster-sorted indices, (B, N - k) and (B, k):
+        the ``num_masked`` lowest of ``score`` (B, N) are masked."""
         batch, num = score.shape
         if not 0 <= num_masked < num:
             raise ValueError(f'cannot mask {num_masked} of {num} patches.')
