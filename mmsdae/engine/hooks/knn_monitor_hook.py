@@ -1,14 +1,9 @@
 """Weighted k-NN accuracy of the current encoder, during pre-training.
 
-:func:`weighted_knn` and :func:`knn_accuracy` follow DINO's k-NN protocol
-(Caron et al., "Emerging Properties in Self-Supervised Vision Transformers",
-ICCV 2021, Sec. 4.1 / ``eval_knn.py``): L2-normalised features, cosine
-similarity to a labelled memory bank, the k = 20 most similar bank entries
-vote for their class with weight ``exp(sim / T)``, T = 0.07, and the votes
-are summed per class. :class:`KNNMonitorHook` runs that protocol on a small
-labelled subset every few epochs, so the training log shows whether the
-encoder learns anything that separates classes, long before a linear probe
-or fine-tuning run.
+DINO's k-NN protocol (Caron et al., ICCV 2021, Sec. 4.1, ``eval_knn.py``):
+L2-normalised features, cosine similarity to a labelled memory bank, the
+k = 20 nearest entries vote for their class with weight ``exp(sim / T)``,
+T = 0.07.
 """
 import math
 import time
@@ -49,29 +44,12 @@ def weighted_knn(train_feats: torch.Tensor,
                  k: int = 20,
                  temperature: float = 0.07,
                  chunk_size: int = 1024) -> torch.Tensor:
-    """Rank the classes of every query by DINO's weighted k-NN vote.
+    """(Q, num_classes) class indices of every query (Q, C) sorted by
+    decreasing DINO vote over the bank (N, C) with labels (N,).
 
-    Features are L2-normalised here (again, if they already are), the
-    similarity is the cosine, the ``k`` most similar bank entries vote with
-    weight ``exp(sim / temperature)`` and the votes are summed per class
-    (Caron et al. 2021, ``eval_knn.py``). Every vote of a query is scaled by
-    the same ``exp(-max_sim / temperature)`` for numerical stability, which
-    does not change the ranking. ``k`` larger than the bank uses the whole
-    bank. Ties go to the lower class index.
-
-    Args:
-        train_feats: (N, C) memory bank features.
-        train_labels: (N,) integer labels in ``[0, num_classes)``.
-        query_feats: (Q, C) query features.
-        num_classes: number of classes.
-        k: number of neighbours (DINO: 20).
-        temperature: T of the vote weights (DINO: 0.07).
-        chunk_size: queries per similarity block (bounds memory to
-            ``chunk_size x N``).
-
-    Returns:
-        torch.Tensor: (Q, num_classes) class indices sorted by decreasing
-        vote: column 0 is the top-1 prediction, columns ``:5`` the top-5.
+    Votes are scaled by ``exp(-max_sim / T)`` per query (stability, same
+    ranking); ``k`` above the bank size uses the whole bank; ties go to the
+    lower class; ``chunk_size`` queries are compared at a time.
     """
     _check_k_temperature(k, temperature)
     if train_feats.dim() != 2 or query_feats.dim() != 2:
@@ -118,14 +96,8 @@ def knn_accuracy(train_feats: torch.Tensor,
                  num_classes: Optional[int] = None,
                  k: int = 20,
                  temperature: float = 0.07) -> Dict[str, float]:
-    """Top-1 and top-5 accuracy (in %) of :func:`weighted_knn` (DINO).
-
-    ``num_classes`` defaults to ``1 + max label``. With fewer than 5
-    classes, top-5 counts all of them (and is 100).
-
-    Returns:
-        dict: ``top1`` and ``top5`` in percent.
-    """
+    """``dict(top1=..., top5=...)`` in % of :func:`weighted_knn`;
+    ``num_classes`` defaults to ``1 + max label``."""
     train_labels = torch.as_tensor(train_labels).long().flatten()
     query_labels = torch.as_tensor(query_labels).long().flatten()
     if len(query_labels) == 0 or len(query_labels) != len(query_feats):
@@ -143,16 +115,9 @@ def knn_accuracy(train_feats: torch.Tensor,
 
 def pool_features(feats, feature: str = 'cls',
                   num_extra_tokens: int = 1) -> torch.Tensor:
-    """One (B, C) vector per image from a backbone's output.
-
-    ``feats`` is what ``extract_feat`` returns: a tuple (the last entry is
-    used) of (B, L, C) tokens (ViT ``out_type='raw'``, the default of
-    :class:`MAEViT` and :class:`SdAEViT`: class token first, after the final
-    norm), (B, C) pooled vectors (``'cls_token'``, ``'avg_featmap'``: used
-    as they are) or (B, C, H, W) feature maps (spatial mean). Tokens give the
-    class token for ``feature='cls'`` (DINO's choice) or the mean of the
-    patch tokens for ``feature='mean'``.
-    """
+    """One (B, C) vector per image from ``extract_feat``'s output (its last
+    entry): (B, C) as is, (B, C, H, W) averaged, (B, L, C) tokens give the
+    class token (``'cls'``, DINO) or the mean patch token (``'mean'``)."""
     if isinstance(feats, (tuple, list)):
         feats = feats[-1]
     if not isinstance(feats, torch.Tensor):
@@ -177,63 +142,35 @@ def pool_features(feats, feature: str = 'cls',
 class KNNMonitorHook(Hook):
     """Log DINO's weighted k-NN accuracy of the encoder during training.
 
-    Every ``interval`` epochs (iterations with ``by_epoch=False``), and at
-    the end of training unless that step was just evaluated, the hook embeds
-    a labelled memory bank (``train_dataset``) and queries (``val_dataset``)
-    with the current encoder and classifies the queries by
-    :func:`weighted_knn` (Caron et al. 2021: cosine similarity, k = 20,
-    weights ``exp(sim / 0.07)``). The model runs in eval mode under
-    ``torch.no_grad()``; the train/eval flag of every sub-module is restored
-    afterwards, so nothing in the model changes and the EMA teachers stay in
-    eval mode.
-
-    Results go to the log (one line), to the message hub
-    (``{prefix}/top1``, ``{prefix}/top5``) and to the visualizer
-    (``vis_data/scalars.json``, TensorBoard or W&B when configured) at
-    ``step`` = the number of training iterations done, the step of the
-    LoggerHook's lines; ``results`` keeps the history.
-
-    Embeddings come from ``model.extract_feat(inputs)`` (SdAE / RC-MAE: the
-    run's ``feature_encoder``; mmpretrain's MAE: ``backbone(x, mask=None)``)
-    after the model's ``data_preprocessor``, or from the ``backbone`` /
-    ``teacher`` with ``encoder='student'`` / ``'teacher'``.
-
-    The images are loaded (rendered) once and kept in memory as the
-    pipeline outputs them (uint8: 3 * S * S bytes per image; 768 images at
-    224 px are 116 MB); each evaluation then costs one forward pass per
-    image. In distributed runs only rank 0 loads, embeds and reports (the
-    other ranks skip the evaluation; rank 0's scalars go to the log and the
-    visualizer).
+    Every ``interval`` epochs (or iterations), and at the end, the hook
+    embeds a labelled bank (``train_dataset``) and queries (``val_dataset``)
+    in eval mode (every module's flag restored after), classifies the
+    queries by :func:`weighted_knn` and sends ``{prefix}/top1`` and
+    ``/top5`` to the log, message hub and visualizer at ``step`` = the
+    iterations done. The images are loaded once and kept in memory (uint8);
+    only rank 0 evaluates.
 
     Args:
         interval (int): evaluate every ``interval`` epochs (iterations when
             ``by_epoch=False``).
-        train_dataset (dict, optional): dataset config of the memory bank,
-            built by mmpretrain's ``DATASETS``. Defaults to 512 procedural
-            images (``ProceduralShapesDataset``, 10 classes, seed 1).
-        val_dataset (dict, optional): dataset config of the queries.
-            Defaults to 256 procedural images (seed 2).
+        train_dataset (dict, optional): the memory bank; default 512
+            procedural images (seed 1).
+        val_dataset (dict, optional): the queries; default 256 (seed 2).
         k (int): neighbours (DINO: 20).
         temperature (float): vote temperature T (DINO: 0.07).
         feature (str): ``'cls'`` (class token, DINO) or ``'mean'`` (mean of
             the patch tokens).
         encoder (str, optional): ``None`` uses ``model.extract_feat``;
-            ``'student'`` the ``backbone``; ``'teacher'`` the EMA teacher
-            (SdAE, RC-MAE), both called as ``encoder(x, mask=None)``.
-        max_images (int, optional): cap on the images taken from each
-            dataset (default 1000), spread evenly over it (class-sorted
-            folders keep all classes). The images are decoded once and kept
-            in memory as uint8 (3 x S x S bytes each: 1000 at 224 px are
-            150 MB), on rank 0 only; ``None`` takes the whole dataset.
+            ``'student'`` / ``'teacher'`` call ``backbone`` / ``teacher``
+            as ``encoder(x, mask=None)``.
+        max_images (int, optional): images taken from each dataset, spread
+            evenly over it; ``None`` takes all.
         batch_size (int): images per forward pass.
         by_epoch (bool): ``interval`` counts epochs (True) or iterations.
-        at_start (bool): also evaluate before the first iteration (the
-            initial weights, a baseline).
+        at_start (bool): also evaluate the initial weights.
         at_end (bool): also evaluate after the last iteration.
         prefix (str): name of the logged scalars, ``{prefix}/top1``.
 
-    Example:
-        >>> custom_hooks = [dict(type='KNNMonitorHook', interval=10, k=20)]
     """
 
     priority = 'LOW'  # after TeacherEMAHook (NORMAL) at the end of an epoch
@@ -330,9 +267,8 @@ class KNNMonitorHook(Hook):
 
     def _dataset_cfg(self, cfg: Optional[dict], default: dict,
                      size: int) -> dict:
-        """Fill in the defaults: procedural images at the model's input size
-        and a pipeline that loads, resizes and centre-crops to it and packs
-        the inputs (``ProceduralShapesDataset`` drops the loading step)."""
+        """Defaults: procedural images and a resize / centre-crop pipeline
+        at the model's input size."""
         cfg = dict(default if cfg is None else cfg)
         if cfg.get('type') in ('ProceduralShapesDataset',
                                'mmpretrain.ProceduralShapesDataset'):
@@ -426,13 +362,8 @@ class KNNMonitorHook(Hook):
     # --------------------------------------------------------- evaluation
     def evaluate(self, runner,
                  step: Optional[int] = None) -> Optional[Dict[str, float]]:
-        """Embed bank and queries, log and return top-1 / top-5 (%).
-
-        ``step`` (default ``runner.iter``) is the number of training
-        iterations done, the x value in the visualizer. Runs on rank 0 only
-        (the other ranks return None at once: the encoder is called outside
-        the DDP wrapper, so no collective is involved).
-        """
+        """Embed, log and return top-1 / top-5 (%) at ``step`` (default
+        ``runner.iter``); other ranks than 0 return None (no collective)."""
         step = runner.iter if step is None else step
         if not is_main_process():
             return None
