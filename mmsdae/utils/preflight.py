@@ -1,10 +1,6 @@
-"""Checks run by ``tools/train.py`` before a Runner is built.
-
-MMEngine only notices a missing dataset folder when a dataloader worker
-first opens it, and a bad ``init_cfg=dict(type='Pretrained', ...)`` file
-either fails deep in ``load_checkpoint`` or, worse, loads nothing and only
-logs a warning. These checks fail at start-up with a message that names the
-config key, the path and the fix.
+"""Checks run by ``tools/train.py`` before a Runner is built: missing data,
+unreadable or non-fitting ``Pretrained`` files, unknown config keys and a
+missing EMA hook fail at start-up naming the config key and the fix.
 """
 import ast
 import difflib
@@ -41,13 +37,8 @@ def iter_pretrained_inits(node, path: str = 'model') -> Iterator[Tuple[str,
 def check_pretrained_checkpoints(cfg, check_backbone: bool = True
                                  ) -> List[str]:
     """Every ``Pretrained`` init_cfg in ``cfg.model`` names a readable local
-    checkpoint that holds keys under its ``prefix``; for
-    ``model.backbone.init_cfg`` (with ``check_backbone``) the weights must
-    also fit the backbone the config builds: same shapes (a different
-    position-embedding grid is fine, the ViT resizes it when loading) and
-    no missing key it does not train from scratch. Returns the checked
-    paths; raises :class:`PreflightError` otherwise. URLs are left to
-    MMEngine."""
+    file with keys under its ``prefix`` (and, for ``model.backbone``, that
+    fits it); returns the checked paths. URLs are left to MMEngine."""
     checked = []
     for key, init in iter_pretrained_inits(cfg.get('model', {})):
         ckpt = init.get('checkpoint')
@@ -71,9 +62,7 @@ def check_pretrained_checkpoints(cfg, check_backbone: bool = True
                 raise PreflightError(
                     f'{key}.checkpoint={ckpt!r} has no "{prefix}*" keys '
                     f'(top-level names: {found}). Convert it first: python '
-                    'tools/model_converters/sdae_to_vit.py '
-                    f'{ckpt} <out.pth> (it reads mmsdae and timm/MAE '
-                    'formats).')
+                    f'tools/model_converters/sdae_to_vit.py {ckpt} <out.pth>')
             if check_backbone and key == 'model.backbone.init_cfg':
                 check_backbone_fits(cfg, state, prefix, ckpt)
         checked.append(ckpt)
@@ -81,9 +70,8 @@ def check_pretrained_checkpoints(cfg, check_backbone: bool = True
 
 
 def check_backbone_fits(cfg, state: dict, prefix: str, path: str) -> None:
-    """Raise :class:`PreflightError` unless ``state`` (keys under
-    ``prefix``) loads into ``cfg.model.backbone`` without a shape mismatch
-    or a missing key that the backbone would not train."""
+    """``state`` (keys under ``prefix``) loads into ``cfg.model.backbone``
+    (position grids may differ)."""
     from .checkpoint import build_backbone_from_config, check_against_backbone
     try:
         backbone = build_backbone_from_config(cfg)
@@ -100,9 +88,8 @@ def check_backbone_fits(cfg, state: dict, prefix: str, path: str) -> None:
 
 
 def load_state_dict(path: str) -> dict:
-    """The tensors of a checkpoint file (unwrapped from ``state_dict`` or
-    ``model``, as MMEngine's ``Pretrained`` init reads them), memory-mapped;
-    any problem with the file is a :class:`PreflightError`."""
+    """The unwrapped tensors of a checkpoint file, memory-mapped; a bad
+    file is a :class:`PreflightError`."""
     try:
         state, _ = unwrap_state_dict(
             load_checkpoint_file(
@@ -130,10 +117,8 @@ def iter_datasets(cfg, loader: str) -> Iterator[Tuple[str, dict]]:
 
 
 def check_data_roots(cfg) -> List[str]:
-    """The ``data_root`` of every configured dataloader exists. Returns the
-    checked roots; raises :class:`PreflightError` naming the key and the
-    fix otherwise (an empty ``data_root`` is left alone: procedural data,
-    or absolute paths in the dataset's other keys)."""
+    """Every non-empty local ``data_root`` exists and holds data; returns
+    the checked roots."""
     checked = []
     for loader in DATALOADERS:
         for key, ds in iter_datasets(cfg, loader):
@@ -157,10 +142,8 @@ def check_data_roots(cfg) -> List[str]:
 
 
 def check_data_contents(key: str, ds: dict, root: str) -> None:
-    """A dataset under an existing ``root`` is not empty: its local
-    ``ann_file`` exists and is not blank, or, without one, its image folder
-    (``data_prefix`` or ``data_prefix['img_path' / 'img']``) holds at least
-    one image file (found without scanning the whole tree)."""
+    """The dataset's ``ann_file`` exists and is not blank, or else its
+    image folder holds at least one image."""
     ann = ds.get('ann_file')
     if ann and '://' not in str(ann):
         path = ann if osp.isabs(ann) else osp.join(root, ann)
@@ -180,30 +163,21 @@ def check_data_contents(key: str, ds: dict, root: str) -> None:
         prefix = prefix.get('img_path') or prefix.get('img') or ''
     folder = osp.join(root, prefix) if prefix else root
     if not osp.isdir(folder):
-        raise PreflightError(
-            f'{key}: image folder {folder!r} (data_root + data_prefix) does '
-            'not exist; fix data_prefix, or data_root.')
+        raise PreflightError(f'{key}: image folder {folder!r} does not '
+                             'exist; fix data_prefix or data_root.')
     extensions = tuple(e.lower() for e in ds.get('extensions')
                        or IMAGE_EXTENSIONS)
     for _, _, files in os.walk(folder, followlinks=True):
         if any(f.lower().endswith(extensions) for f in files):
             return
     raise PreflightError(
-        f'{key}: image folder {folder!r} holds no image files '
-        f'({", ".join(extensions)}). Expected the ImageNet layout '
-        f'{folder}/<class>/<image>.JPEG (e.g. {folder}/n01440764/'
-        'n01440764_10026.JPEG), or set ann_file to a list of images.')
+        f'{key}: image folder {folder!r} holds no image files. Expected '
+        f'{folder}/<class>/<image>.JPEG, or set ann_file.')
 
 
-# --- unknown config keys ---------------------------------------------------
-#
-# A typo such as ``model.teacher_inptu`` otherwise surfaces as "__init__()
-# got an unexpected keyword argument" deep in a build traceback, or is
-# swallowed by a ``**kwargs`` and silently ignored.
+# --- unknown config keys (a typo swallowed by a **kwargs is silent) -------
 
-# Model sub-dicts not walked: ``init_cfg`` (weight initialisers),
-# ``norm_cfg`` / ``act_cfg`` (built by mmcv helpers that pop extra keys
-# such as ``requires_grad``), mmdet's ``train_cfg`` / ``test_cfg`` ...
+# Model sub-dicts not walked (init_cfg, norm_cfg, mmdet's train_cfg ...)
 MODEL_SKIP_SUFFIXES = ('_cfg', '_cfgs')
 # Keys the Runner pops from a hook config before building it.
 HOOK_EXTRA_KEYS = ('priority', )
@@ -211,9 +185,8 @@ HOOK_EXTRA_KEYS = ('priority', )
 
 def accepted_keys(cls) -> Optional[Set[str]]:
     """The keyword arguments ``cls(...)`` accepts, or None when it takes
-    any. A ``**kwargs`` that ``__init__`` passes on to a base-class
-    ``__init__`` (read from its source) adds the keys of the next base in
-    the MRO; any other ``**kwargs`` accepts everything."""
+    any: a ``**kwargs`` passed on to a base ``__init__`` adds the next
+    base's keys."""
     import torch.nn as nn
     if not isinstance(cls, type):  # a registered function
         inits = [cls]
@@ -239,11 +212,8 @@ def accepted_keys(cls) -> Optional[Set[str]]:
 
 
 def forwards_kwargs_to_base_init(init, var_kw: str) -> bool:
-    """Whether ``init`` calls ``super().__init__(..., **var_kw)`` or
-    ``Base.__init__(self, ..., **var_kw)``, read from its source. (Calling
-    any base ``__init__`` is not enough: that rule wrongly flags valid keys
-    of 34 of the 2128 registered classes that take ``**kwargs``, e.g.
-    mmseg's ``IoUMetric``.)"""
+    """Whether ``init``'s source passes ``**var_kw`` to an ``__init__``
+    (merely calling one wrongly flags e.g. mmseg's ``IoUMetric``)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
     except (OSError, TypeError, SyntaxError):
@@ -272,8 +242,8 @@ def resolve_type(registry, type_, scope: Optional[str]):
 def unknown_key_problems(node, path: str, registry, scope: Optional[str],
                          extra: Sequence[str] = (),
                          recurse: bool = False) -> List[str]:
-    """Problems with the typed dict ``node`` (and, with ``recurse``, the
-    typed dicts below it): keys its class does not accept."""
+    """Keys of the typed dict ``node`` (and below, with ``recurse``) that
+    its class does not accept."""
     problems: List[str] = []
     if not isinstance(node, dict):
         return problems
@@ -301,9 +271,7 @@ def unknown_key_problems(node, path: str, registry, scope: Optional[str],
 
 def unknown_keys(node: dict,
                  accepted: Set[str]) -> Iterator[Tuple[str, str]]:
-    """``(key, hint)`` for every key of ``node`` not in ``accepted``
-    (``type`` and MMEngine's ``_delete_`` / ``_scope_`` aside), the hint a
-    close match or else the accepted keys."""
+    """``(key, hint)`` for every key of ``node`` not in ``accepted``."""
     for key in node:
         if key == 'type' or str(key).startswith('_') or key in accepted:
             continue
@@ -313,9 +281,8 @@ def unknown_keys(node: dict,
 
 
 def nested_option_problems(cls, node: dict, path: str) -> List[str]:
-    """The untyped option dicts no registry lookup can check (SdAE's
-    ``teacher_input``): a class lists them as ``nested_options = {key:
-    OptionClass}``, and ``OptionClass.choices = {field: allowed values}``."""
+    """Untyped option dicts a class lists as ``nested_options = {key:
+    OptionClass}``, checked against ``OptionClass.choices``."""
     problems = []
     for key, option_cls in (getattr(cls, 'nested_options', None)
                             or {}).items():
@@ -339,9 +306,8 @@ def nested_option_problems(cls, node: dict, path: str) -> List[str]:
 
 
 def check_teacher_updates(cfg) -> None:
-    """A model with an EMA teacher (a class attribute ``ema_hook`` naming the
-    hook it needs) has a hook that updates it (``updates_ema_teacher``);
-    without one the teacher silently stays the initial student."""
+    """A model naming an ``ema_hook`` has a hook that updates its teacher
+    (``updates_ema_teacher``)."""
     from mmengine import registry as reg
 
     scope = cfg.get('default_scope')
@@ -360,11 +326,8 @@ def check_teacher_updates(cfg) -> None:
 
 
 def check_unknown_keys(cfg) -> List[str]:
-    """Every typed dict of ``model`` (recursively), the hooks, the
-    datasets, their pipelines, the evaluators and the optimizer uses only
-    keys its class accepts. Classes that take ``**kwargs`` they do not pass
-    to a base class are not checked. Raises :class:`PreflightError` listing
-    every unknown key with a close match; returns the problems (none)."""
+    """Every typed dict of the model, hooks, datasets, pipelines,
+    evaluators and optimizer uses only keys its class accepts."""
     from mmengine import registry as reg
 
     scope = cfg.get('default_scope')
