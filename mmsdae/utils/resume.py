@@ -1,23 +1,11 @@
 """Check a checkpoint before resuming from it or loading it.
 
-MMEngine hands a bad file straight to ``torch.load``, whose errors name
-neither the file nor the cause (``PytorchStreamReader failed reading zip
-archive: failed finding central directory`` for a save cut short), and it
-loads a checkpoint of another architecture with ``strict=False``: tensors
-whose shape differs are skipped with a log warning and keep their random
-initialization, so a run "resumes" and silently trains another model.
-
-* :func:`check_checkpoint_file` says which file is bad and why (missing,
-  empty, truncated, not a PyTorch file: the checkpoint reader's
-  :class:`CheckpointFileError`; no training state to resume).
-* :func:`resolve_resume_checkpoint` picks the file ``--resume`` means and,
-  only when asked (``fallback=True``, ``tools/train.py --resume-fallback``),
-  falls back to the previous good ``epoch_N.pth`` / ``iter_N.pth`` (the
-  largest N below the bad one's).
-* :func:`check_state_dict_fits` compares a checkpoint's state dict with the
-  model's (names and shapes) and raises :class:`CheckpointMismatchError`
-  naming the differences and the fix; ``CheckpointCompatibilityHook``
-  (``mmsdae.engine``) runs it whenever the Runner loads a checkpoint.
+MMEngine's own errors name neither a bad file nor the cause, and it loads
+another architecture's checkpoint with ``strict=False``, silently keeping
+random tensors. :func:`check_checkpoint_file` names the bad file,
+:func:`resolve_resume_checkpoint` picks (and with ``--resume-fallback``
+replaces) the ``--resume`` file, and :func:`check_state_dict_fits` (run by
+``CheckpointCompatibilityHook``) refuses a state dict of another model.
 """
 import glob
 import os.path as osp
@@ -39,22 +27,8 @@ class CheckpointMismatchError(ValueError):
 
 
 def check_checkpoint_file(path: str, for_resume: bool = True) -> dict:
-    """Read ``path`` with the checkpoint reader (memory-mapped) and check
-    that it is a complete MMEngine checkpoint.
-
-    Args:
-        path: the checkpoint file.
-        for_resume: also require the training state that resuming needs
-            (``meta`` with epoch and iteration); a weights-only file (e.g.
-            from ``tools/model_converters/sdae_to_vit.py``) can initialize a
-            model but not resume a run.
-
-    Returns:
-        dict: the loaded checkpoint (tensors memory-mapped, cheap to drop).
-
-    Raises:
-        CheckpointFileError: naming ``path`` and what is wrong with it.
-    """
+    """The checkpoint at ``path`` (memory-mapped), checked to hold a
+    ``state_dict`` and, ``for_resume``, a ``meta`` with epoch and iter."""
     checkpoint = load_checkpoint_file(path, mmap=True)
     state = checkpoint.get('state_dict')
     if not isinstance(state, Mapping) or not state:
@@ -65,10 +39,8 @@ def check_checkpoint_file(path: str, for_resume: bool = True) -> dict:
     if for_resume and not (isinstance(meta, dict) and 'epoch' in meta
                            and 'iter' in meta):
         raise CheckpointFileError(
-            path, 'holds weights only (no meta with epoch and iter, no '
-            'optimizer state), so a run cannot resume from it; start a new '
-            'run from its weights with load_from=... (or '
-            "model.backbone.init_cfg=dict(type='Pretrained', ...)).")
+            path, 'holds weights only (no meta with epoch and iter), so a '
+            'run cannot resume from it; start from it with load_from=...')
     return checkpoint
 
 
@@ -98,29 +70,11 @@ def resolve_resume_checkpoint(work_dir: str,
                               fallback: bool = False,
                               log: Callable[[str], None] = print
                               ) -> Optional[str]:
-    """The checkpoint to resume from, checked with
-    :func:`check_checkpoint_file`.
+    """The checked checkpoint to resume from: ``path``, or the one named in
+    ``work_dir/last_checkpoint`` (None without that file: a new run).
 
-    Args:
-        work_dir: the run's work folder.
-        path: ``--resume PATH``; None resumes from the file named in
-            ``work_dir/last_checkpoint`` (MMEngine's auto-resume).
-        fallback: when the checkpoint is bad, resume from the previous
-            good one instead of failing: for a bad ``epoch_N.pth`` /
-            ``iter_N.pth`` of ``work_dir``, the good one of the same kind
-            with the largest smaller N; otherwise (a file elsewhere, an
-            unreadable ``last_checkpoint``) the newest good ``epoch_*.pth``
-            / ``iter_*.pth`` of ``work_dir``.
-        log: receives one line per skipped file and the choice made.
-
-    Returns:
-        str or None: the checkpoint; None when resuming automatically and
-        ``work_dir`` has no ``last_checkpoint`` (a new run starts, as in
-        MMEngine).
-
-    Raises:
-        CheckpointFileError: the checkpoint is bad and ``fallback`` is off or
-            finds no good checkpoint; the message names the bad file(s).
+    With ``fallback`` a bad file is replaced by the previous good one
+    (:func:`_older`); ``log`` receives every skipped file and the choice.
     """
     candidates = list_checkpoints(work_dir)
     if path is None:
@@ -204,17 +158,10 @@ def check_state_dict_fits(model_state: Mapping[str, torch.Tensor],
                           path: str = 'the checkpoint',
                           model_name: str = 'the model',
                           resizable: Sequence[str] = ()) -> None:
-    """Raise :class:`CheckpointMismatchError` when a checkpoint's state dict
-    was saved by another architecture.
-
-    Always an error: a tensor whose shape differs, or no tensor in common.
-    With ``strict`` (resuming, which must restore everything) also a model
-    tensor missing from the checkpoint or a checkpoint tensor the model
-    lacks; without it (``load_from``: initializing from another model is
-    allowed) those are left to MMEngine's warning, and so is another grid
-    of a ``resizable`` position embedding (``(1, tokens, dims)``, same
-    dims: mmpretrain's ViT resizes its ``pos_embed`` when it loads).
-    """
+    """Raise :class:`CheckpointMismatchError` for a tensor of another shape
+    or no tensor in common; with ``strict`` (resuming) also for a missing or
+    extra tensor. Without it, ``resizable`` position embeddings may have
+    another grid (mmpretrain's ViT resizes them)."""
     shapes: List[str] = []
     for key, value in checkpoint_state.items():
         if key in model_state and hasattr(value, 'shape') and tuple(
@@ -243,10 +190,9 @@ def check_state_dict_fits(model_state: Mapping[str, torch.Tensor],
                        for k in checkpoint_state)
         if prefixed:
             lines.append(
-                f'  {prefixed} of them match with a "backbone." prefix: it is '
-                'a backbone-only checkpoint; load it with '
-                "model.backbone.init_cfg=dict(type='Pretrained', "
-                f"checkpoint='{path}') instead of load_from.")
+                f'  {prefixed} of them match with a "backbone." prefix: load '
+                "this backbone-only file with model.backbone.init_cfg=dict("
+                f"type='Pretrained', checkpoint='{path}').")
     elif strict or shapes:
         if missing:
             lines.append(f'  {len(missing)} model tensors are missing from '
@@ -255,21 +201,16 @@ def check_state_dict_fits(model_state: Mapping[str, torch.Tensor],
             lines.append(f'  {len(unexpected)} checkpoint tensors are not in '
                          'the model: ' + _listing(unexpected))
     lines.append(
-        '  Fix: use the config the checkpoint was trained with (MMEngine '
-        "stores it in checkpoint['meta']['cfg']), or a checkpoint of this "
-        'config\'s model (arch, patch size, image size, decoder).'
-        + ('' if strict else ' To take only matching encoder weights from '
-           'another model, convert it first (tools/model_converters/) and '
-           "use model.backbone.init_cfg=dict(type='Pretrained', ...)."))
+        '  Fix: use the config the checkpoint was trained with '
+        "(checkpoint['meta']['cfg']), or a checkpoint of this model.")
     raise CheckpointMismatchError('\n'.join(lines))
 
 
 def strip_prefixes(state: Mapping[str, torch.Tensor],
                    revise_keys: Tuple[Tuple[str, str], ...] = (
                        (r'^module\.', ''), )) -> Dict[str, torch.Tensor]:
-    """The state dict with MMEngine's default key revision applied
-    (``module.`` of a DDP-wrapped model dropped), as ``load_checkpoint``
-    does before loading."""
+    """``state`` with MMEngine's default key revision (``module.``
+    dropped), as ``load_checkpoint`` applies it."""
     out = dict(state)
     for pattern, repl in revise_keys:
         out = {re.sub(pattern, repl, k): v for k, v in out.items()}
