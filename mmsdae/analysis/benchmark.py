@@ -1,63 +1,34 @@
-"""Side-by-side pre-training speed / memory / FLOPs benchmark.
+"""Side-by-side pre-training speed / memory / FLOPs benchmark
+(``tools/benchmark/pretrain_speed.py``).
 
-Used by ``tools/benchmark/pretrain_speed.py``. Every config is built in the
-same process and timed on the same synthetic batch shape, one step of each
-config per round (round-robin after each config's warm-up), so the numbers
-(and their ratios to the first config) are directly comparable.
+Every config is built in one process and timed on one synthetic batch
+shape, one step of each per round after its warm-up, so ratios to the first
+config compare like with like. Per config:
 
-What is measured, per config:
-
-* ``step_time_s``: median wall time of one full training step
-  (``model(inputs, None, mode='loss')`` -> sum of the ``*loss*`` entries,
-  as mmengine's ``parse_losses`` -> backward -> optimizer step -> the EMA
-  update at the config's cadence). The data preprocessor is skipped: a float
-  tensor is fed directly. The EMA (``momentum_update``) runs every step when
-  the config's EMA hook updates every iteration (RC-MAE); SdAE's
-  ``SdAETeacherEMAHook`` updates once per epoch, amortised to ~0 per step,
-  so it is left out of SdAE's step and its time is reported on its own
-  (``ema_time_s``) either way.
-* ``teacher_time_s`` / ``teacher_time_share``: wall time of the teacher's
-  forward passes in a step (every ``run_teacher`` call, timed through the
-  model's public ``teacher_pass_hook`` with a device sync on each side,
-  summed over the step's calls) and
-  its share of the step (median over steps), next to
-  ``teacher_flops_share``, the teacher's share of the step's FLOPs.
-* ``peak_mem_mb``: peak memory of one training step of the config (after
-  its warm-up), counting parameters, gradients, optimizer state and
-  activations: on CUDA the model's own state plus the step's
-  ``torch.cuda.max_memory_allocated`` above what was resident before it
-  (other rows' models share the process); on CPU the peak
-  of live tensor storage (:class:`LiveTensorPeak`, a dispatch mode that
-  counts every storage from allocation to release; ``mem_kind`` says
-  which). Allocator caching and fragmentation are not in either number.
-* ``flops_per_image`` (+ ``student``/``teacher``/``decoder``/``other``):
-  FLOPs of one training step (forward + backward) from
-  :class:`torch.utils.flop_counter.FlopCounterMode`, divided by the batch
-  size, attributed by the module hierarchy: ``backbone`` -> student,
-  ``teacher`` + ``teacher_neck`` (+ Hybrid Distill's ``teacher_m`` /
-  ``teacher_c``) -> teacher, ``neck`` -> decoder, the rest
-  (heads, losses, ops outside submodules) -> other. FlopCounterMode counts
-  matmul / conv / attention ops only (1 multiply-add = 2 FLOPs).
-* ``achieved_flops_per_s``: FLOPs per step / step time; ``mfu`` (with
-  ``peak_flops``, the device's dense peak in the AMP dtype): model FLOP
-  utilisation, ``achieved_flops_per_s / peak_flops``.
+* ``step_time_s``: median time of one training step (loss -> backward ->
+  optimizer step, the data preprocessor skipped); the EMA update is in it
+  when the config's hook runs it every iteration (RC-MAE), else reported
+  alone as ``ema_time_s`` (SdAE: once per epoch);
+* ``teacher_time_s`` / ``teacher_time_share``: the step's teacher passes,
+  timed through the model's public ``teacher_pass_hook`` with a device
+  sync on each side, next to ``teacher_flops_share``;
+* ``peak_mem_mb``: peak memory of one step (parameters, gradients,
+  optimizer state, activations): CUDA's ``max_memory_allocated`` above the
+  resident state, or on CPU the live tensor storage
+  (:class:`LiveTensorPeak`); ``mem_kind`` says which;
+* ``flops_per_image`` (and ``student`` / ``teacher`` / ``decoder`` /
+  ``other`` by module): forward + backward FLOPs from ``FlopCounterMode``
+  (matmul / conv / attention, 1 multiply-add = 2 FLOPs) per image;
+  ``achieved_flops_per_s`` and, given ``peak_flops``, ``mfu``;
 * ``data_images_per_s`` (with ``data_root``): images/s of the config's own
-  training pipeline over the images of a folder (mmpretrain's
-  ``CustomDataset`` + a DataLoader with ``data_workers`` workers), to set
-  against ``images_per_s`` of the model: the run is input-bound when it is
-  the smaller.
-* ``*_ratio``: step time, memory and FLOPs relative to the first config.
+  training pipeline, to compare with the model's ``images_per_s``;
+* ``*_ratio``: relative to the first config.
 
-Options: ``amp`` autocasts the step in ``amp_dtype`` (default bf16 where
-supported, as ``tools/train.py --amp``); ``compile_blocks`` compiles every
-ViT encoder block of the model after its FLOPs are counted (student and
-teachers, what ``model.compile_blocks=True`` does for SdAE / RC-MAE, applied
-to every row alike); frozen teachers (G2SD, Hybrid Distill) read files:
-:func:`write_random_teachers` writes random-weight ones for speed runs.
-
-A config entry is a path / :class:`mmengine.Config`, or a dict
-``dict(config=..., label=..., model_options=...)`` to benchmark variants of
-one config (e.g. SdAE's teacher-input options, :func:`teacher_input_variants`).
+``amp`` autocasts the step (as ``tools/train.py --amp``); ``compile_blocks``
+compiles every ViT block after FLOP counting; :func:`write_random_teachers`
+writes random frozen-teacher files. A config entry is a path / ``Config``
+or ``dict(config=..., label=..., model_options=...)`` for variants
+(:func:`teacher_input_variants`).
 """
 import contextlib
 import copy
@@ -136,12 +107,8 @@ def image_size(model: nn.Module) -> int:
 
 
 def build_optimizer(model: nn.Module, cfg=None):
-    """The optimizer of the config's ``optim_wrapper`` (built as a plain
-    ``OptimWrapper``: no AMP wrapper or loss scale, the step's autocast is
-    set by :func:`train_step_fn`); AdamW (lr 1e-4, weight decay 0.05) over
-    the trainable parameters for a config without one. A config whose
-    ``optim_wrapper`` does not build is an error, never a silent switch to
-    another optimizer."""
+    """The optimizer of the config's ``optim_wrapper`` (as a plain
+    ``OptimWrapper``); AdamW (lr 1e-4, wd 0.05) for a config without one."""
     if cfg is None or cfg.get('optim_wrapper') is None:
         return torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=1e-4,
@@ -226,10 +193,8 @@ def train_step_fn(model: nn.Module, optimizer, inputs: torch.Tensor,
 
 
 class PassTimer:
-    """Wall times of the teacher passes of a model: set as the model's
-    ``teacher_pass_hook`` (:class:`~mmsdae.models.utils.TeacherForwardMixin`),
-    it is entered around every ``run_teacher`` call and appends the call's
-    time, with a device sync on each side, to :attr:`times`."""
+    """A model's ``teacher_pass_hook``: appends the synced wall time of
+    every ``run_teacher`` call to :attr:`times`."""
 
     def __init__(self, device) -> None:
         self.device = device
@@ -245,10 +210,8 @@ class PassTimer:
 
 
 def time_teacher(model: nn.Module, device) -> Optional[List[float]]:
-    """Time the teacher passes of ``model`` (SdAE, RC-MAE, G2SD, Hybrid
-    Distill: every ``run_teacher`` call) through its public
-    ``teacher_pass_hook``; returns the list each call's time is appended to,
-    ``None`` for models without teachers."""
+    """The list :class:`PassTimer` fills for ``model``; ``None`` for a model
+    without teachers."""
     if not hasattr(model, 'teacher_pass_hook'):
         return None
     timer = PassTimer(device)
@@ -258,8 +221,7 @@ def time_teacher(model: nn.Module, device) -> Optional[List[float]]:
 
 def time_ema(model: nn.Module, device, momentum: float = 0.99,
              repeats: int = 3) -> Optional[float]:
-    """Median time of one ``momentum_update``; ``None`` without a teacher.
-    (It changes the teacher; only the timing matters here.)"""
+    """Median time of one ``momentum_update``; ``None`` without a teacher."""
     if not callable(getattr(model, 'momentum_update', None)):
         return None
     times = []
@@ -338,14 +300,9 @@ def _sync(device):
 
 
 class LiveTensorPeak(TorchDispatchMode):
-    """Peak bytes of live CPU tensor storage while the mode is active: the
-    CPU counterpart of ``torch.cuda.max_memory_allocated``.
-
-    Every storage an op returns is counted until it is freed (a weakref
-    finaliser on the storage); :meth:`track` adds storages that exist before
-    the step (parameters, gradients, optimizer state, the input), so they
-    count, and are released, like the rest.
-    """
+    """Peak bytes of live CPU tensor storage while the mode is active (the
+    CPU ``max_memory_allocated``): every storage is counted until a weakref
+    finaliser sees it freed; :meth:`track` adds those existing before."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -376,15 +333,8 @@ class LiveTensorPeak(TorchDispatchMode):
 
 def peak_memory(step: Callable, model: nn.Module, optimizer, inputs,
                 device) -> Tuple[float, str]:
-    """Peak memory (MB) of one call of ``step`` and how it was measured.
-
-    Both count everything of this model allocated: parameters (student and
-    teacher), gradients, optimizer state, activations, the input batch.
-    CUDA: this state plus the step's ``max_memory_allocated`` above what was
-    allocated before it (the other rows' models stay resident in the same
-    process, so the absolute peak would count them too). CPU:
-    :class:`LiveTensorPeak` (slower, so it runs for this one step only).
-    """
+    """Peak memory (MB) of one call of ``step`` and how it was measured
+    (``peak_mem_mb`` in the module docstring)."""
     existing = [inputs, *model.parameters(), *model.buffers()]
     existing += [p.grad for p in model.parameters() if p.grad is not None]
     for state in getattr(optimizer, 'state', {}).values():
@@ -419,15 +369,9 @@ def frozen_teacher_keys(cfg) -> List[str]:
 
 def write_random_teachers(config, out_dir: str,
                           cfg_options: Optional[dict] = None) -> dict:
-    """Write a random-weight file for every frozen teacher of ``config``,
-    in the layout its ``FrozenTeacher`` reads (``state_dict`` with the part
-    prefixes of its ``prefixes`` option); returns the model options that
-    point the teachers at them (``{'teacher_m': {'checkpoint': ...}}``).
-    A file already there (``<config>.<key>.random.pth``) is reused.
-
-    For speed and memory runs only: a frozen teacher costs the same with
-    any weights, and none is downloaded.
-    """
+    """Write (or reuse) a random-weight file for every frozen teacher of
+    ``config``, for speed runs; returns the model options pointing at them
+    (``{'teacher_m': {'checkpoint': ...}}``)."""
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
 
