@@ -16,45 +16,19 @@ update on input 1 (on a copy of the state), then ``grad_S L_c`` and
 ``grad_S L_r`` on input 2. Their norms and cosine are the three panels of
 Fig. 2 (top row).
 
-Everything is float64 torch with explicit ``torch.Generator`` streams, so a
-config and seed give the same numbers on every run. The gradients are the
-closed forms of Eq. (7c) (with the bias), ``grad_S 1/2||S x~ + b - y||^2 =
-(S x~ + b - y) x~^T``; the tests check them against ``torch.autograd`` and
-``torch.optim.SGD``. Since each per-sample gradient is an outer product
-``r x~^T``, the probe never builds a matrix: ``||r x~^T||_F = ||r|| ||x~||``
-and ``cos(r_r x~^T, r_c x~^T) = cos(r_r, r_c)``.
+Everything is float64 with explicit ``torch.Generator`` streams (same
+numbers every run). The gradients are the closed forms of Eq. (7c),
+``(S x~ + b - y) x~^T`` (tested against autograd and ``torch.optim.SGD``);
+as each is an outer product ``r x~^T``, ``||r x~^T||_F = ||r|| ||x~||`` and
+the cosine is ``cos(r_r, r_c)``.
 
-Reading of the paper where it is ambiguous or inconsistent (all settable):
-
-* App. E.1 says "54 degrees of freedom (1.5 x dimensionality)", but
-  1.5 x 32 = 48; the default is ``df=54`` (the stated number).
-* App. E.1 says "200 datapoints from each of the 10 Gaussians, resulting in
-  a dataset with 1000 total instances", but 10 x 200 = 2000; the default is
-  ``points_per_cluster=200`` (2000 points).
-* Table 1 (the pair types) has no body in our copy of the paper; the pair
-  types implemented are described in ``PAIR_TYPES``.
-* The probe's "single gradient step" (Sec. 4) is a plain SGD step on
-  ``L_r + L_c`` at input 1 with the training learning rate, no momentum
-  (``probe_optimizer='sgd'``, the step of the derivation in App. B, Eq. (9f):
-  ``S = S^(t-1) - lambda grad L^(t-1)``); ``probe_optimizer='momentum'`` uses
-  a copy of the training momentum buffer instead (a torch SGD step).
-* The reported gradients are w.r.t. the weight matrix ``S`` (the paper's
-  ``grad_S``); ``include_bias_in_grad=True`` appends the bias gradient to the
-  flattened vector. This changes the norms by the factor
-  ``sqrt(1 + 1/||x~||^2)`` and leaves the cosine unchanged.
-* ``S`` and ``b`` start as ``torch.nn.Linear``'s default initialisation
-  (``U(-1/sqrt(d), 1/sqrt(d))``); the teacher starts as a copy. The paper
-  does not say.
-
-What the probe measures: after the probe step, ``grad_S L_c`` at input 2 is
-``alpha [(S - T) x2~ + b - b_T] x2~^T`` (the teacher lag already present,
-the same for every pair type) minus ``alpha lr r1 (x1~ . x2~ + 1) x2~^T``
-(the probe step, weighted by the input similarity as in Prop. 4.1). For
-"different" pairs ``x1~ . x2~ ~ 0`` and only the lag is left, so their
-``cos(grad L_r, grad L_c)`` is the lag's cosine: about +0.17 with Table 8's
-SGD momentum 0.97 (the student overshoots, the smoothed teacher sits nearer
-the optimum), negative early in training, ~0 with plain SGD after
-convergence. ``probe_lr=0`` measures the lag alone.
+Our readings where the paper is silent or inconsistent (all settable; the
+E.1 numbers, Table 1's pair types and the teacher-lag reading of the
+"different" cosine are in the README's linear-model section): the probe
+step is plain SGD at the training lr (App. B, Eq. (9f); or
+``probe_optimizer='momentum'``), gradients are w.r.t. ``S``
+(``include_bias_in_grad`` appends the bias's), ``S`` and ``b`` start as
+``nn.Linear``'s default and the teacher as a copy.
 """
 import math
 import time
@@ -104,13 +78,8 @@ QUANTITIES: Dict[str, str] = {
 @dataclass
 class LinearStudyConfig:
     """Settings of the linear-model study; defaults follow App. E.1 / Table 8.
-
-    ``df=54`` and ``points_per_cluster=200`` are the numbers App. E.1 states,
-    although its own arithmetic disagrees (1.5 x 32 = 48; 10 x 200 = 2000).
-    ``probe_batch_size`` defaults to ``batch_size`` and ``probe_lr`` (the
-    learning rate of the probe step on input 1) to ``lr``; ``probe_lr=0``
-    measures the teacher's pre-existing pull alone (no probe step).
-    """
+    ``probe_batch_size`` / ``probe_lr`` default to ``batch_size`` / ``lr``;
+    ``probe_lr=0`` measures the teacher's lag alone."""
     runs: int = 5
     iters: int = 500
     batch_size: int = 32
@@ -165,26 +134,19 @@ class LinearStudyConfig:
                              f'or None, got {self.probe_batch_size!r}')
         if not isinstance(self.num_clusters,
                           (int, np.integer)) or self.num_clusters < 2:
-            raise ValueError(
-                'num_clusters must be an integer >= 2 (the "different" pair '
-                f'type needs another cluster), got {self.num_clusters!r}; '
-                'App. E.1 uses 10')
+            raise ValueError('num_clusters must be an integer >= 2, got '
+                             f'{self.num_clusters!r}; App. E.1 uses 10')
         if not isinstance(self.df, (int, np.integer)) or self.df < self.dim:
             raise ValueError(
-                f'df must be an integer >= dim ({self.dim}) so that the '
-                'Wishart covariances (sums of df outer products) are '
-                f'positive definite, got {self.df!r}; App. E.1 states 54 '
-                '(and "1.5 x dimensionality", i.e. 48)')
+                f'df must be an integer >= dim ({self.dim}) for positive '
+                f'definite covariances, got {self.df!r}; App. E.1 states 54')
         if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(
-                'mask_ratio is the fraction of zeroed components and must be '
-                f'in (0, 1), got {self.mask_ratio!r}; Table 8 uses 0.5')
+            raise ValueError(f'mask_ratio must be in (0, 1), got '
+                             f'{self.mask_ratio!r}; Table 8 uses 0.5')
         if not 1 <= self.num_masked <= self.dim - 1:
             raise ValueError(
                 f'mask_ratio={self.mask_ratio} masks {self.num_masked} of '
-                f'dim={self.dim} components; it must mask at least one and '
-                'keep at least one: pick a ratio closer to 0.5 or a larger '
-                'dim')
+                f'dim={self.dim}; it must mask at least one and keep one')
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f'lr must be > 0, got {self.lr!r}; Table 8 '
                              'uses 0.001')
@@ -196,9 +158,8 @@ class LinearStudyConfig:
             raise ValueError('sgd_momentum must be in [0, 1), got '
                              f'{self.sgd_momentum!r}; Table 8 uses 0.97')
         if not 0.0 < self.teacher_momentum < 1.0:
-            raise ValueError(
-                'teacher_momentum (alpha of Eq. (2)) must be in (0, 1), got '
-                f'{self.teacher_momentum!r}; Table 8 uses 0.9')
+            raise ValueError('teacher_momentum must be in (0, 1), got '
+                             f'{self.teacher_momentum!r}; Table 8 uses 0.9')
         lo, hi = self.mean_range
         if not lo < hi:
             raise ValueError(f'mean_range must be (low, high) with low < '
@@ -211,9 +172,8 @@ class LinearStudyConfig:
         if max(self.batch_size, self.probe_size) > size:
             raise ValueError(
                 f'batch_size ({self.batch_size}) / probe_batch_size '
-                f'({self.probe_size}) exceed the dataset size ({size} = '
-                'num_clusters x points_per_cluster); batches are drawn '
-                'without replacement: lower them or add points')
+                f'({self.probe_size}) exceed the dataset size ({size}): '
+                'lower them or add points')
         if self.probe_optimizer not in PROBE_OPTIMIZERS:
             raise ValueError(f'probe_optimizer must be one of '
                              f'{PROBE_OPTIMIZERS}, got '
