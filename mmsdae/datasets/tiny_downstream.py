@@ -20,24 +20,11 @@ read them, and a downstream config switches to the real data by changing
 folders), atomically and only when its parameters changed. Every file is a
 pure function of the writer's arguments (same arguments, same bytes).
 
-Category tables (shape type -> class). The colour family of a shape is
-random and carries no label here.
-
-==========  =======================  =====================================
-shape       COCO category (id)       ADE20K class (label value in the png)
-==========  =======================  =====================================
-ellipse     sports ball (37)         ball (120)
-rectangle   book (84)                box (42)
-triangle    kite (38)                tent (115)
-star        frisbee (34)             flower (67)
-cross       airplane (5)             airplane (91)
-==========  =======================  =====================================
-
-ADE20K backgrounds are split by a tilted horizon into an upper and a lower
-*stuff* region: ``wall (1)`` over ``floor (4)`` (indoor scenes) or
-``sky (3)`` over ``grass (10)`` (outdoor scenes). Muted clutter shapes and
-small occluders are labelled ``0`` ("other", ignored once
-``reduce_zero_label=True`` maps it to 255).
+The shape type is the class (:data:`COCO_SHAPE_CATEGORIES`,
+:data:`ADE20K_SHAPE_CLASSES`; the colour is random). ADE20K backgrounds are
+a tilted horizon between two *stuff* classes (:data:`ADE20K_STUFF`);
+clutter and occluders are ``0`` ("other", ignored with
+``reduce_zero_label=True``).
 """
 import json
 import os
@@ -180,22 +167,11 @@ def make_tiny_coco(root: str,
         root/annotations/instances_train2017.json
         root/annotations/instances_val2017.json
 
-    The json files have the COCO format: ``images`` (``id``, ``file_name``,
-    ``height``, ``width``), ``annotations`` (``id``, ``image_id``,
-    ``category_id``, ``segmentation`` as polygons, ``area``, ``bbox``
-    ``[x, y, w, h]``, ``iscrowd=0``) and the 80 standard ``categories``
-    (:func:`coco_categories`), so mmdet's ``CocoDataset`` loads it with its
-    default metainfo (``num_classes=80``). Each image has 1-4 annotated
-    shapes (categories in the module docstring), possibly partly occluded by
-    each other or by small clutter. Masks are the *visible* pixels; the
-    polygons trace the pixel borders, so rasterising them with pycocotools
-    gives back exactly these pixels, ``bbox`` is tight around them and
-    ``area`` is their count. Train image ids are ``1..num_train`` and val
-    ids ``10**6 + 1..``.
-
-    Config: ``CocoDataset(data_root=root,
-    ann_file='annotations/instances_val2017.json',
-    data_prefix=dict(img='val2017/'))`` (``train2017`` likewise).
+    The json files have the 80 standard ``categories`` (mmdet's default
+    metainfo reads them) and 1-4 shapes per image. Masks are the *visible*
+    pixels; the polygons trace the pixel borders, so pycocotools rasterises
+    them back exactly, ``bbox`` is tight and ``area`` is the pixel count.
+    Val image ids start at ``10**6 + 1``.
 
     Returns:
         dict: ``root``, ``ann_file`` and ``img_prefix`` (per split, relative
@@ -282,16 +258,8 @@ def make_tiny_ade20k(root: str,
         root/annotations/training/ADE_train_00000001.png ...
         root/annotations/validation/ADE_val_00000001.png ...
 
-    The pngs are single-channel ``uint8`` label maps in the ADE20K
-    convention: 0 is "other" (255 after ``reduce_zero_label=True``) and
-    ``k`` in 1..150 is class ``k - 1`` of ``ADE20KDataset.METAINFO``. The
-    labels used are in :data:`ADE20K_LABELS` (tables in the module
-    docstring). Label maps are painted with the very masks used to draw the
-    image, so they are pixel-exact (the jpg adds only compression noise).
-
-    Config: ``ADE20KDataset(data_root=root,
-    data_prefix=dict(img_path='images/validation',
-    seg_map_path='annotations/validation'))`` (``training`` likewise).
+    The pngs are ``uint8`` label maps (:data:`ADE20K_LABELS`; 0 is
+    "other"), painted with the masks that drew the image: pixel-exact.
 
     Returns:
         dict: ``root``, ``img_dir`` and ``ann_dir`` (per split, relative to
@@ -336,23 +304,10 @@ def make_tiny_imagenet(root: str,
         root/meta/train.txt   # "n00000003/n00000003_00000001.JPEG 3"
         root/meta/val.txt     # "ILSVRC2012_val_00000001.JPEG 7"
 
-    Image ``i`` of the train split is ``ShapesGenerator(image_size,
-    num_classes, seed).generate(i)`` and its label the generator's class
-    (val image ``i`` is generator image ``10**6 + i``), so a classifier can
-    learn the labels. The class folders ``n{label:08d}`` stand in for WordNet
-    ids and sort in label order. The writer targets the **annotation-file**
-    route: mmpretrain's ``ImageNet`` has the 1000 ImageNet classes as
-    metainfo, and without ``meta/*.txt`` it would infer classes from the
-    ``num_classes`` sub-folders and refuse the mismatch. Labels ``0..
-    num_classes - 1`` are therefore reported under the first ImageNet class
-    names; accuracy metrics only use the indices.
-
-    Config (any of the forms of mmpretrain's ImageNet configs)::
-
-        ImageNet(data_root=root, split='val')
-        ImageNet(data_root=root, data_prefix='val', ann_file='meta/val.txt')
-        ImageNet(data_root=root, data_prefix=dict(img_path='val/'),
-                 ann_file='meta/val.txt')
+    Train image ``i`` is ``ShapesGenerator(...).generate(i)`` (val: image
+    ``10**6 + i``) with its class as label; folders ``n{label:08d}`` stand
+    in for WordNet ids. The ``meta/*.txt`` files are needed: without them
+    mmpretrain's ``ImageNet`` would refuse fewer than its 1000 classes.
 
     Returns:
         dict: ``root``, ``img_prefix`` and ``ann_file`` (per split, relative
@@ -416,14 +371,10 @@ def make_tiny_downstream_data(root: str,
         root/ade/ADEChallengeData2016/    make_tiny_ade20k
         root/imagenet/                    make_tiny_imagenet
 
-    ``num_train``, ``num_val`` and ``image_size`` are for COCO and ADE20K;
-    the ``imagenet_*`` arguments and ``num_classes`` for ImageNet. Each
-    dataset is written into a temporary sibling folder and renamed into
-    place with a stamp file (:data:`STAMP_NAME`) recording its parameters,
-    so an interrupted run never leaves a partial dataset. A dataset whose
-    stamp has the same parameters is skipped; one with other parameters is
-    regenerated. A folder without a stamp (e.g. a real dataset) is never
-    overwritten.
+    ``num_train``, ``num_val``, ``image_size`` are for COCO and ADE20K, the
+    ``imagenet_*`` ones and ``num_classes`` for ImageNet. Each dataset is
+    written by :func:`write_if_changed` (atomic, stamped with its
+    parameters; a folder without a stamp is never touched).
 
     Returns:
         dict: For ``'coco'``, ``'ade20k'`` and ``'imagenet'``, the writer's
