@@ -1,16 +1,7 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-"""An embedded, download-free default dataset of procedural images.
-
-The module has two parts:
-
-- :class:`ShapesGenerator` renders deterministic RGB images of a large,
-  coloured foreground shape on a textured, cluttered background. Image ``i``
-  is a pure function of ``(seed, i, image_size, num_classes)``.
-- :class:`ProceduralShapesDataset` exposes those images as an mmpretrain
-  dataset (generated lazily, one image at a time), or behaves exactly like
-  :class:`mmpretrain.datasets.CustomDataset` when a real image folder is
-  given.
-"""
+"""An embedded, download-free default dataset of procedural images:
+:class:`ShapesGenerator` renders them, :class:`ProceduralShapesDataset`
+serves them (or an image folder, as ``CustomDataset``)."""
 import colorsys
 import math
 import numbers
@@ -68,37 +59,17 @@ PIXEL_NOISE_STD = 0.02  # in [0, 1] intensity units (5 of 255 levels)
 class ShapesGenerator:
     """Deterministic generator of labelled procedural images.
 
-    Every image shows a large *foreground* shape whose type and colour family
-    define the class, on top of a textured background (gradient, stripes,
-    checkerboard or smooth noise) with several muted clutter shapes, and
-    partially hidden by up to two small occluders. Shapes are rotated,
-    stretched and filled with solid colour or a texture; light pixel noise is
-    added at the end.
-
-    Class ``c`` shows shape ``SHAPE_TYPES[c % 5]`` in colour family
-    ``COLOUR_FAMILIES[c % 6]``. As 5 and 6 are coprime, the first 30 classes
-    are exactly all (shape, colour) pairs (Chinese remainder theorem), and
-    any prefix of classes varies both the shape and the colour.
-
-    Image ``index`` depends only on ``(seed, index, image_size, num_classes)``
-    through ``numpy.random.default_rng([seed, index])``, so it is identical
-    whatever the call order, process or number of workers. Geometry is drawn
-    in units of the image size, so one index gives the same scene at every
-    resolution (up to pixel noise and rasterisation).
+    A large foreground shape whose type and colour family are the class
+    (class ``c``: ``SHAPE_TYPES[c % 5]`` in ``COLOUR_FAMILIES[c % 6]``; 5 and
+    6 are coprime, so the first 30 classes are all pairs) on a textured
+    background with muted clutter and small occluders, plus pixel noise.
+    Image ``index`` comes from ``default_rng([seed, index])`` alone (any
+    order, process or worker), with geometry in units of the image size.
 
     Args:
         image_size (int): Height and width of the square images.
-            Defaults to 224.
-        num_classes (int): Number of classes, at most
-            :attr:`MAX_NUM_CLASSES`. Defaults to 10.
+        num_classes (int): At most :attr:`MAX_NUM_CLASSES`.
         seed (int): Non-negative seed of the whole image collection.
-            Defaults to 0.
-
-    Examples:
-        >>> generator = ShapesGenerator(image_size=64, num_classes=4)
-        >>> image, label = generator.generate(0)
-        >>> image.shape, image.dtype
-        ((64, 64, 3), dtype('uint8'))
     """
 
     MAX_NUM_CLASSES = len(SHAPE_TYPES) * len(COLOUR_FAMILIES)
@@ -133,15 +104,7 @@ class ShapesGenerator:
         return self._draw_label(self._rng(index))
 
     def generate(self, index: int) -> Tuple[np.ndarray, int]:
-        """Render image ``index``.
-
-        Args:
-            index (int): Non-negative image index.
-
-        Returns:
-            tuple[np.ndarray, int]: The ``uint8`` RGB image of shape
-            ``(image_size, image_size, 3)`` and its class label.
-        """
+        """``(uint8 RGB image (S, S, 3), label)`` of image ``index``."""
         rng = self._rng(index)
         label = self._draw_label(rng)
         size = self.image_size
@@ -165,11 +128,7 @@ class ShapesGenerator:
         return int(rng.integers(self.num_classes))
 
     def background(self, rng: np.random.Generator) -> np.ndarray:
-        """Return a float32 HxWx3 canvas filled with a muted texture.
-
-        Public so that other scene writers (e.g.
-        :mod:`mmsdae.datasets.tiny_downstream`) draw the same backgrounds.
-        """
+        """A float32 HxWx3 canvas filled with a muted texture."""
         kind = BACKGROUND_TEXTURES[rng.integers(len(BACKGROUND_TEXTURES))]
         colours = (muted_colour(rng), muted_colour(rng))
         half = self.image_size / 2.0
@@ -181,11 +140,8 @@ class ShapesGenerator:
     def paint_random_shape(self, rng: np.random.Generator,
                            canvas: np.ndarray,
                            half_size_range: Tuple[float, float]) -> np.ndarray:
-        """Paint a muted shape of random type anywhere on the canvas.
-
-        Returns:
-            np.ndarray: Boolean (H, W) mask of the painted pixels.
-        """
+        """Paint a muted shape of random type anywhere; returns its (H, W)
+        mask."""
         shape = SHAPE_TYPES[rng.integers(len(SHAPE_TYPES))]
         centre = rng.uniform(0.0, 1.0, size=2)
         half_size = rng.uniform(*half_size_range)
@@ -206,15 +162,8 @@ class ShapesGenerator:
     def paint_shape(self, rng: np.random.Generator, canvas: np.ndarray,
                     shape: str, centre: np.ndarray, half_size: float,
                     colours: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Paint a rotated, stretched, textured shape in place.
-
-        ``centre`` and ``half_size`` are fractions of the image size. Only the
-        bounding box of the shape is evaluated, which keeps drawing cheap.
-
-        Returns:
-            np.ndarray: Boolean (H, W) mask of the painted pixels, so that
-            callers can derive exact instance masks or label maps.
-        """
+        """Paint a rotated, stretched, textured shape in place (``centre``,
+        ``half_size`` in fractions of the image); returns its (H, W) mask."""
         size = self.image_size
         aspect = math.sqrt(rng.uniform(0.6, 1.6))
         half_axes = (half_size * size * aspect, half_size * size / aspect)
@@ -245,10 +194,8 @@ def check_generator_args(image_size: int, num_classes: int,
                          f'{image_size!r}. Use e.g. image_size=224.')
     max_classes = ShapesGenerator.MAX_NUM_CLASSES
     if not is_int(num_classes) or not 1 <= num_classes <= max_classes:
-        raise ValueError(
-            f'num_classes must be an int in [1, {max_classes}] (the number '
-            f'of distinct shape x colour classes the generator can render), '
-            f'but got {num_classes!r}. Use e.g. num_classes=10.')
+        raise ValueError(f'num_classes must be an int in [1, {max_classes}]'
+                         f', but got {num_classes!r}.')
     if not is_int(seed) or seed < 0:
         raise ValueError(f'seed must be a non-negative int, but got '
                          f'{seed!r}. Use e.g. seed=0.')
@@ -289,12 +236,8 @@ def hsv_colour(hue: float, saturation: float, value: float) -> np.ndarray:
 
 def uniform_noise(rng: np.random.Generator, shape: Tuple[int, ...],
                   std: float) -> np.ndarray:
-    """Zero-mean uniform float32 noise with standard deviation ``std``.
-
-    Uniform noise is several times cheaper to draw than Gaussian noise; a
-    uniform variable on ``[-0.5, 0.5)`` has standard deviation
-    ``1 / sqrt(12)``.
-    """
+    """Zero-mean uniform float32 noise of standard deviation ``std``
+    (cheaper than Gaussian; U[-0.5, 0.5) has std ``1 / sqrt(12)``)."""
     noise = rng.random(shape, dtype=np.float32) - np.float32(0.5)
     noise *= np.float32(std * math.sqrt(12.0))
     return noise
@@ -302,10 +245,7 @@ def uniform_noise(rng: np.random.Generator, shape: Tuple[int, ...],
 
 def blend(colours: Tuple[np.ndarray, np.ndarray],
           field: np.ndarray) -> np.ndarray:
-    """Mix two RGB colours with a scalar field in [0, 1].
-
-    A field of shape ``S`` gives colours of shape ``S + (3,)``.
-    """
+    """Mix two RGB colours with a field in [0, 1] (shape S -> S + (3,))."""
     first, second = colours
     mixed = field[..., None] * (second - first)
     mixed += first
@@ -314,18 +254,8 @@ def blend(colours: Tuple[np.ndarray, np.ndarray],
 
 def shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, angle: float,
                half_axes: Tuple[float, float]) -> np.ndarray:
-    """Boolean mask of a shape centred at the origin.
-
-    Args:
-        shape (str): One of :data:`SHAPE_TYPES`.
-        dx (np.ndarray): Pixel x offsets from the centre, shape (1, W).
-        dy (np.ndarray): Pixel y offsets from the centre, shape (H, 1).
-        angle (float): Rotation in radians.
-        half_axes (tuple[float, float]): Half extents along the rotated axes.
-
-    Returns:
-        np.ndarray: Boolean mask of shape (H, W).
-    """
+    """(H, W) mask of ``shape`` centred at the origin, from pixel offsets
+    ``dx`` (1, W) and ``dy`` (H, 1), rotated by ``angle`` (radians)."""
     cos, sin = math.cos(angle), math.sin(angle)
     # Rotated coordinates, normalised so the shape fits in [-1, 1]^2.
     u = (dx * cos + dy * sin) / half_axes[0]
@@ -423,11 +353,8 @@ def texture_field(rng: np.random.Generator, kind: str, ys: np.ndarray,
 
 def smooth_noise(rng: np.random.Generator, shape: Tuple[int,
                                                         int]) -> np.ndarray:
-    """Blobby noise: a coarse random grid, bilinearly upsampled to ``shape``.
-
-    The coarse grid size does not depend on ``shape``, so the random draws do
-    not either.
-    """
+    """A coarse random grid (independent of ``shape``), bilinearly
+    upsampled to ``shape``."""
     cells = int(rng.integers(3, 9))
     grid = rng.uniform(0.0, 1.0, size=(cells, cells)).astype(np.float32)
     rows = linear_resize_axis(grid, shape[0], axis=0)
@@ -436,10 +363,8 @@ def smooth_noise(rng: np.random.Generator, shape: Tuple[int,
 
 def linear_resize_axis(array: np.ndarray, length: int,
                        axis: int) -> np.ndarray:
-    """Linearly interpolate a 2D array to ``length`` samples along ``axis``.
-
-    The first and last samples are kept at the borders.
-    """
+    """Linearly resample a 2D array to ``length`` samples along ``axis``
+    (end samples kept)."""
     count = array.shape[axis]
     positions = np.linspace(0.0, count - 1.0, length, dtype=np.float32)
     low = np.minimum(positions.astype(np.int64), count - 2)
@@ -455,13 +380,8 @@ LOAD_IMAGE_TRANSFORMS = ('LoadImageFromFile', 'SafeLoadImageFromFile')
 
 
 def is_load_image_transform(transform: Union[dict, Callable]) -> bool:
-    """Whether a pipeline entry loads the image from a file.
-
-    Matches config dicts whose ``type`` is ``'LoadImageFromFile'`` or
-    ``'SafeLoadImageFromFile'`` (with or without a scope such as
-    ``'mmpretrain.'``) or a subclass of
-    :class:`mmcv.transforms.LoadImageFromFile`, and built instances of it.
-    """
+    """Whether a pipeline entry (config dict, any scope, or built
+    transform) loads the image from a file."""
     if isinstance(transform, dict):
         transform_type = transform.get('type')
         if isinstance(transform_type, str):
@@ -488,65 +408,23 @@ def is_empty_prefix(data_prefix: Union[str, dict, None]) -> bool:
 class ProceduralShapesDataset(CustomDataset):
     """Procedural shape images by default, or an image folder.
 
-    **Procedural mode** (default: ``data_root``, ``data_prefix`` and
-    ``ann_file`` are all empty). The dataset holds ``num_images`` images
-    rendered by :class:`ShapesGenerator`: a large foreground shape whose
-    (shape type, colour family) is the class, on a textured, cluttered
-    background. Nothing is downloaded or stored: ``load_data_list`` only
-    records ``idx`` and ``gt_label``, and each image is rendered when it is
-    fetched (:meth:`get_data_info`). Image ``idx`` is a pure function of
-    ``(seed, idx, image_size, num_classes)``. The data info given to the
-    pipeline holds ``img`` (``uint8`` HxWx3 in **BGR** order, like an image
-    loaded by ``cv2``), ``img_shape``, ``ori_shape``, ``gt_label``, ``idx``
-    and ``sample_idx``.
+    **Procedural mode** (``data_root``, ``data_prefix`` and ``ann_file``
+    all empty): ``num_images`` images of :class:`ShapesGenerator`, rendered
+    when fetched, given to the pipeline as ``img`` (uint8 **BGR**, like
+    ``cv2``), ``img_shape``, ``ori_shape``, ``gt_label``; image-loading
+    steps are dropped from the pipeline, so ImageNet configs work unchanged.
 
-    As there is no file to read, ``LoadImageFromFile`` entries (config dicts
-    of type ``'LoadImageFromFile'``, with or without a scope prefix such as
-    ``'mmpretrain.LoadImageFromFile'``, or built instances) are **removed
-    from the pipeline** in procedural mode, so ImageNet configs work
-    unchanged. All other transforms are kept. ``with_label`` and
-    ``extensions`` are not used in this mode (labels are always given).
-
-    **Folder mode** (``data_root``, ``data_prefix`` or ``ann_file`` is
-    given). The dataset is exactly :class:`mmpretrain.datasets.CustomDataset`
-    (an ImageNet-style ``data_root/<class>/<image>`` folder, a flat folder
-    with ``with_label=False``, or an annotation file), the pipeline is kept
-    as is, and the procedural arguments are ignored. A missing folder or
-    annotation file raises a :class:`FileNotFoundError` when the data list
-    is loaded.
+    **Folder mode** (any of them given): exactly mmpretrain's
+    ``CustomDataset``; the procedural arguments are ignored, and a missing
+    or empty folder / annotation file is an error naming the layout.
 
     Args:
-        data_root (str): Root of an image folder; empty for procedural mode.
-            Defaults to ''.
-        data_prefix (str | dict): Prefix of the images, as in
-            :class:`~mmpretrain.datasets.CustomDataset`. Defaults to ''.
-        ann_file (str): Annotation file (folder mode only). Defaults to ''.
-        with_label (bool): Folder mode only, see
-            :class:`~mmpretrain.datasets.CustomDataset`. Defaults to True.
-        extensions (Sequence[str]): Folder mode only, allowed image
-            extensions. Defaults to :data:`IMAGE_EXTENSIONS`.
-        metainfo (dict, optional): Meta information. In procedural mode the
-            default ``classes`` are the generator's class names such as
-            ``'red_ellipse'``. Defaults to None.
-        lazy_init (bool): Whether to defer loading the data list.
-            Defaults to False.
-        num_images (int): Procedural mode: number of images (>= 1).
-            Defaults to 1000.
-        image_size (int): Procedural mode: image height and width (>= 8).
-            Defaults to 224.
-        num_classes (int): Procedural mode: number of classes, in
-            ``[1, ShapesGenerator.MAX_NUM_CLASSES]``. Defaults to 10.
-        seed (int): Procedural mode: non-negative seed of the image
-            collection. Defaults to 0.
-        **kwargs: Other arguments of
-            :class:`~mmpretrain.datasets.BaseDataset`, such as ``pipeline``,
-            ``test_mode`` and ``indices``.
-
-    Examples:
-        >>> dataset = ProceduralShapesDataset(num_images=8, image_size=32)
-        >>> info = dataset.get_data_info(0)
-        >>> info['img'].shape, info['gt_label'] < 10
-        ((32, 32, 3), True)
+        data_root, data_prefix, ann_file, with_label, extensions, metainfo,
+            lazy_init: as ``CustomDataset``; default ``classes`` in
+            procedural mode are names such as ``'red_ellipse'``.
+        num_images, image_size, num_classes, seed: procedural mode, see
+            :class:`ShapesGenerator`.
+        **kwargs: other :class:`BaseDataset` arguments (``pipeline`` ...).
     """
 
     def __init__(self,
@@ -605,11 +483,8 @@ class ProceduralShapesDataset(CustomDataset):
     def _procedural_metainfo(
             self, metainfo: Optional[dict],
             classes: Union[str, Sequence[str], None]) -> dict:
-        """Add the generator's class names unless the user gave some.
-
-        User class names come from ``metainfo['classes']`` or from the
-        old-style ``classes`` argument (a list of names or a file path).
-        """
+        """Add the generator's class names unless ``metainfo['classes']`` or
+        the old-style ``classes`` gives some."""
         metainfo = dict(self._compat_classes(metainfo, classes))
         classes = metainfo.setdefault('classes', self.generator.class_names)
         if len(classes) != self.generator.num_classes:
@@ -620,13 +495,8 @@ class ProceduralShapesDataset(CustomDataset):
         return metainfo
 
     def load_data_list(self) -> List[dict]:
-        """Load the data list.
-
-        Procedural mode: ``dict(idx=i, gt_label=label)`` for every image,
-        without rendering any image. Folder mode: as
-        :meth:`CustomDataset.load_data_list`, after checking the folder or
-        annotation file exists, and refusing one that lists no image.
-        """
+        """``dict(idx=i, gt_label=label)`` per image (nothing rendered), or
+        the folder's list, refusing a missing or empty one."""
         if not self.procedural:
             self._check_folder_exists()
             try:
@@ -678,28 +548,16 @@ class ProceduralShapesDataset(CustomDataset):
                 'data_prefix at that folder.')
 
     def get_data_info(self, idx: int) -> dict:
-        """Get the data info of sample ``idx``.
-
-        In procedural mode the image is rendered here and added as ``img``
-        (BGR ``uint8``), together with ``img_shape`` and ``ori_shape``.
-        """
+        """The data info of sample ``idx``, with the rendered image in
+        procedural mode."""
         data_info = super().get_data_info(idx)
         if self.procedural:
             data_info.update(self.render(data_info['idx']))
         return data_info
 
     def render(self, image_idx: int) -> dict:
-        """Render procedural image ``image_idx`` as loaded-image results.
-
-        Args:
-            image_idx (int): Index of the image in the generator (``idx`` of
-                the data info, which differs from the dataset index when
-                ``indices`` selects a subset).
-
-        Returns:
-            dict: ``img`` (BGR ``uint8`` HxWx3), ``img_shape`` and
-            ``ori_shape``.
-        """
+        """``img`` (BGR uint8), ``img_shape``, ``ori_shape`` of generator
+        image ``image_idx`` (the data info's ``idx``)."""
         image_rgb, _ = self.generator.generate(image_idx)
         image_bgr = np.ascontiguousarray(image_rgb[..., ::-1])
         return dict(
