@@ -1,15 +1,6 @@
-"""Load a trained encoder and a few images for the analysis tools.
-
-Shared by ``tools/analysis_tools/vis_attention.py``,
-``tools/analysis_tools/attention_distance.py`` and other inspection tools:
-
-- :func:`load_encoder` builds ``cfg.model`` from a config file, loads a
-  checkpoint into it (refusing checkpoints that lack the encoder's weights,
-  so that a random model is never analysed by mistake) and returns the chosen
-  ViT encoder in eval mode, with its geometry in ``info``;
-- :func:`load_images` reads an image folder, or renders the embedded
-  procedural images (:class:`mmsdae.datasets.ShapesGenerator`), and
-  normalises them as the config's ``data_preprocessor`` does.
+"""Load a trained encoder (:func:`load_encoder`, refusing a checkpoint
+without its weights) and a few images (:func:`load_images`) for the
+analysis tools (``tools/analysis_tools/``).
 """
 import logging
 import os
@@ -53,10 +44,8 @@ def load_config(config):
         path = os.fspath(config)
         if not osp.isfile(path):
             raise FileNotFoundError(
-                f'Config file {path!r} does not exist. Pass the config the '
-                'checkpoint was trained with, e.g. configs/sdae/'
-                'sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py (paths are '
-                'relative to the current directory).')
+                f'Config file {path!r} does not exist: pass the config the '
+                'checkpoint was trained with.')
         cfg = Config.fromfile(path)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
@@ -81,22 +70,15 @@ def build_model(cfg) -> nn.Module:
 
 
 def _select_encoder(model: nn.Module, encoder: str) -> Tuple[str, str]:
-    """``(attribute, name)`` of the requested encoder of ``model``.
-
-    Models with an EMA teacher (SdAE, RC-MAE) have ``backbone`` (student)
-    and ``teacher``; ``'auto'`` follows their ``feature_encoder`` (the one
-    ``extract_feat`` and downstream tasks use). Other models (mmpretrain
-    ``MAE``, ``ImageClassifier`` ...) have only ``backbone``.
-    """
+    """``(attribute, name)`` of the requested encoder of ``model``;
+    ``'auto'`` follows an EMA model's ``feature_encoder``."""
     if encoder not in ENCODER_CHOICES:
         raise ValueError(f'encoder={encoder!r}: choose one of '
                          f'{ENCODER_CHOICES}.')
     has_teacher = isinstance(getattr(model, 'teacher', None), nn.Module)
     if not isinstance(getattr(model, 'backbone', None), nn.Module):
-        raise TypeError(
-            f'{type(model).__name__} has no `backbone`: load_encoder needs a '
-            'self-supervised (SdAE, RCMAE, MAE) or classifier config whose '
-            'model has a ViT backbone.')
+        raise TypeError(f'{type(model).__name__} has no `backbone`: pass a '
+                        'config whose model has a ViT backbone.')
     if encoder == 'auto':
         encoder = getattr(model, 'feature_encoder', 'student') \
             if has_teacher else 'student'
@@ -137,8 +119,7 @@ def _check_encoder_weights(model: nn.Module, state_dict: Dict, attribute: str,
                   'trained with')
         raise KeyError(
             f'Checkpoint {checkpoint!r} lacks {len(missing)} weights of the '
-            f'{encoder_name} encoder (e.g. {shown}): {hint}. Refusing to '
-            'analyse a randomly initialised encoder.')
+            f'{encoder_name} encoder (e.g. {shown}): {hint}.')
     if mismatched:
         raise ValueError(
             f'Checkpoint {checkpoint!r} does not fit the model built from '
@@ -187,15 +168,12 @@ def normalization_of(cfg_or_model) -> dict:
 
 
 def encoder_info(encoder: nn.Module) -> dict:
-    """Geometry of an mmpretrain ViT encoder: ``patch_size``, ``img_size``
-    (int when square, else (h, w)), ``grid`` (h, w) patches,
-    ``num_extra_tokens``, ``num_layers``, ``num_heads``, ``embed_dims``."""
+    """Geometry of an mmpretrain ViT encoder (``patch_size``, ``img_size``,
+    ``grid``, ``num_layers``, ``num_heads`` ...)."""
     layers = getattr(encoder, 'layers', None)
     if layers is None or not len(layers) or not hasattr(layers[0], 'attn'):
-        raise TypeError(
-            f'{type(encoder).__name__} is not a ViT with `layers[i].attn`: '
-            'the analysis tools support mmpretrain VisionTransformer, '
-            'MAEViT and mmsdae SdAEViT encoders.')
+        raise TypeError(f'{type(encoder).__name__} is not a ViT with '
+                        '`layers[i].attn`.')
     patch = _as_pair(encoder.patch_embed.projection.kernel_size)
     grid = _as_pair(encoder.patch_resolution)
     return dict(
@@ -213,42 +191,18 @@ def encoder_info(encoder: nn.Module) -> dict:
 def load_encoder(config,
                  checkpoint: str,
                  encoder: str = 'auto') -> Tuple[nn.Module, dict]:
-    """Build a config's model, load a checkpoint, return one ViT encoder.
-
-    Args:
-        config: config file path (or :class:`mmengine.Config`), e.g.
-            ``configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py``.
-        checkpoint: checkpoint file (``state_dict`` saved by MMEngine, or
-            an exported encoder such as ``tools/model_converters/
-            sdae_to_vit.py`` writes).
-        encoder: ``'student'`` (``model.backbone``), ``'teacher'`` (the EMA
-            teacher ``model.teacher`` of SdAE / RC-MAE) or ``'auto'`` (the
-            model's ``feature_encoder`` for SdAE / RC-MAE, else
-            ``model.backbone``: MAE, ImageClassifier).
-
-    Returns:
-        ``(encoder_module, info)``: the encoder on the CPU in eval mode and a
-        dict with ``encoder`` (``'student'``, ``'teacher'`` or
-        ``'backbone'``), ``model_type``, ``config``, ``checkpoint``,
-        ``normalization`` (see :func:`normalization_of`) and the geometry of
-        :func:`encoder_info` (``patch_size``, ``img_size``, ``grid``,
-        ``num_heads``, ``num_layers`` ...).
-
-    Raises:
-        FileNotFoundError: missing config or checkpoint file.
-        KeyError: the checkpoint lacks weights of the chosen encoder.
-        ValueError: shape mismatch, or a teacher requested from a model
-            without one.
-    """
+    """``(encoder in eval mode, info)``: ``encoder`` (``'student'``,
+    ``'teacher'``, ``'auto'``) of the config's model loaded from
+    ``checkpoint``; ``info`` has ``encoder``, ``model_type``, ``config``,
+    ``checkpoint``, ``normalization`` and :func:`encoder_info`."""
     from mmengine.runner import load_state_dict
 
     checkpoint = os.fspath(checkpoint)
     cfg = load_config(config)
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(
-            f'Checkpoint file {checkpoint!r} does not exist. Train one first '
-            f'(python tools/train.py {cfg.filename}) or pass the path of an '
-            'existing .pth file (e.g. work_dirs/demo/epoch_10.pth).')
+            f'Checkpoint file {checkpoint!r} does not exist: train one '
+            f'(python tools/train.py {cfg.filename}) or fix the path.')
     model = build_model(cfg)
     attribute, name = _select_encoder(model, encoder)
     loaded = read_checkpoint(cfg, checkpoint)
@@ -290,11 +244,7 @@ def _quiet_logger() -> logging.Logger:
 # Images
 # --------------------------------------------------------------------------
 def read_checkpoint(cfg, path: str) -> dict:
-    """Read a checkpoint file for ``cfg``'s model with the checkpoint
-    reader: a bad file (a :class:`~mmsdae.utils.checkpoint.
-    CheckpointFileError`, a ``ValueError``) and a checkpoint of another
-    model type (:func:`check_model_type`) raise ValueError naming the
-    file."""
+    """Read a checkpoint for ``cfg``'s model (:func:`check_model_type`)."""
     checkpoint = load_checkpoint_file(path)
     check_model_type(cfg, checkpoint, path)
     return checkpoint
@@ -322,17 +272,12 @@ def check_model_type(cfg, checkpoint: dict, path: str) -> None:
 
 
 def find_image_files(folder: str) -> List[str]:
-    """Image files under ``folder`` (recursively), sorted by path.
-
-    Raises:
-        FileNotFoundError: the folder does not exist or holds no image.
-    """
+    """Image files under ``folder`` (recursively), sorted by path."""
     folder = os.fspath(folder)
     if not osp.isdir(folder):
         raise FileNotFoundError(
-            f'Image folder {folder!r} does not exist. Pass a folder of '
-            f'images ({", ".join(IMAGE_EXTENSIONS)}) or leave --images out '
-            'to use the built-in procedural images.')
+            f'Image folder {folder!r} does not exist: fix the path, or leave '
+            '--images out for the procedural images.')
     files = []
     for root, dirs, names in os.walk(folder):
         dirs.sort()
@@ -341,9 +286,8 @@ def find_image_files(folder: str) -> List[str]:
             if n.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
         raise FileNotFoundError(
-            f'Image folder {folder!r} holds no image file (extensions '
-            f'{", ".join(IMAGE_EXTENSIONS)}). Pass another folder or leave '
-            '--images out to use the built-in procedural images.')
+            f'Image folder {folder!r} holds no image file: pass another, or '
+            'leave --images out for the procedural images.')
     return sorted(files)
 
 
@@ -377,13 +321,7 @@ def normalize_images(images: Sequence[np.ndarray],
                      data_preprocessor: Optional[dict] = None
                      ) -> torch.Tensor:
     """RGB ``uint8`` HxWx3 images -> the (B, 3, H, W) float batch a model
-    gets from its data preprocessor.
-
-    The pipeline loads images as BGR; a preprocessor with ``to_rgb`` (or
-    ``bgr_to_rgb`` / ``rgb_to_bgr``) flips them to RGB before normalising,
-    so the model sees RGB; without it the model sees BGR. ``mean`` / ``std``
-    are in the order the model sees.
-    """
+    gets from its data preprocessor (BGR unless it has ``to_rgb``)."""
     pre = dict(DEFAULT_NORMALIZATION) if data_preprocessor is None else \
         data_preprocessor
     to_rgb = bool(pre.get('to_rgb') or pre.get('bgr_to_rgb')
@@ -404,27 +342,10 @@ def load_images(images: Optional[str] = None,
                 seed: int = 0,
                 data_preprocessor: Optional[dict] = None
                 ) -> Tuple[List[np.ndarray], torch.Tensor]:
-    """Images to analyse, as shown and as the model gets them.
-
-    Args:
-        images: a folder (its first ``num_images`` image files in sorted
-            path order, each resized to cover ``img_size`` and centre
-            cropped), or None for the embedded procedural images
-            (:class:`mmsdae.datasets.ShapesGenerator` with ``seed`` and 10
-            classes, images ``0 .. num_images - 1``, rendered at
-            ``img_size``).
-        num_images: how many images (a folder may give fewer).
-        img_size: side (or (h, w)) of the images, e.g. ``info['img_size']``
-            of :func:`load_encoder`.
-        seed: seed of the procedural images.
-        data_preprocessor: ``dict(mean, std, to_rgb)`` (e.g.
-            ``info['normalization']`` or a config's ``data_preprocessor``);
-            None uses the ImageNet RGB statistics with ``to_rgb=True``.
-
-    Returns:
-        ``(rgb, batch)``: a list of ``uint8`` HxWx3 RGB arrays and the
-        normalised (B, 3, H, W) float tensor (see :func:`normalize_images`).
-    """
+    """``(rgb, batch)``: ``num_images`` uint8 RGB images at ``img_size``
+    (the first files of the folder ``images``, resized and centre-cropped,
+    or procedural images of ``seed``) and :func:`normalize_images`'s batch
+    (``data_preprocessor`` defaults to ImageNet RGB statistics)."""
     from PIL import Image
 
     from mmsdae.datasets import ShapesGenerator
