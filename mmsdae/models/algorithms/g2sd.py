@@ -35,16 +35,9 @@ class G2SD(FrozenTeacherSelfSupervisor):
       ``engine_distill.py``), see :meth:`teacher_targets`;
     - student: ``backbone`` (:class:`SdAEViT`, ViT-S) on the visible
       patches and ``neck`` (:class:`MAEFeatureDecoder`, 256 x 4, 8 heads)
-      whose last hidden state, before any decoder norm, goes to ``head``
-      (:class:`G2SDHead`: MLP 256 -> 512 -> 512 with GELU, smooth L1 with
-      beta 2 over all 1 + N tokens, or the masked patches with
-      ``head.masked_only=True``).
+      whose last hidden state goes to ``head`` (:class:`G2SDHead`).
 
-    The released student also has an encoder-feature head whose loss has
-    weight 0 (``0. * loss_feature``); it changes nothing and is left out.
-    The student encoder (``backbone.*``) is what specific distillation and
-    downstream tasks start from (``tools/model_converters/sdae_to_vit.py``
-    exports it by default).
+    The released encoder-feature head has loss weight 0 and is left out.
 
     Args:
         backbone (dict): the student encoder, :class:`SdAEViT`.
@@ -118,14 +111,8 @@ class G2SD(FrozenTeacherSelfSupervisor):
 
     def teacher_targets(self, inputs: torch.Tensor,
                         ids_shuffle: torch.Tensor) -> torch.Tensor:
-        """The G2SD target of every token, (B, 1 + N, C_teacher_decoder).
-
-        The teacher encodes the student's visible patches (the first
-        ``num_visible`` of ``ids_shuffle``), its decoder runs
-        ``target_block`` blocks, and the hidden state is normalized per
-        token: ``F.layer_norm(h, (C,), eps=1e-6)`` (no weight / bias).
-        Runs through :meth:`run_teacher`.
-        """
+        """The G2SD target of every token, (B, 1 + N, C_teacher_decoder),
+        as in the class docstring, through :meth:`run_teacher`."""
         return self.run_teacher(self._teacher_targets, inputs, ids_shuffle)
 
     def _teacher_targets(self, inputs: torch.Tensor,

@@ -12,21 +12,10 @@ from torch import nn
 class G2SDHead(BaseModule):
     """Predict the teacher's decoder features and score them with smooth L1.
 
-    G2SD (Huang et al., CVPR 2023, arXiv 2302.14771) Sec. 3, generic
-    distillation: the student's decoder output goes through a small MLP
-    that predicts the teacher's (normalized) decoder hidden state, and the
-    loss is the smooth-L1 distance between the two. Released code
-    (pengzhiliang/G2SD): ``decoderfeature_pred = Mlp(256, 512, 512)`` (fc1,
-    GELU, fc2, no dropout) in ``models_mae.py`` and
-    ``F.smooth_l1_loss(pred, target, beta=2.0)`` (mean over every element)
-    in ``engine_distill.py``.
-
-    Token set (``masked_only``):
-
-    - ``False`` (released default ``--supervise_all True``): every token,
-      the class token and all N patches, (B, 1 + N, C);
-    - ``True``: the masked patches only, as the released
-      ``pred[:, 1:][mask.bool()]`` (no class token).
+    G2SD (arXiv 2302.14771) Sec. 3; released ``Mlp(256, 512, 512)`` (fc1,
+    GELU, fc2) and ``F.smooth_l1_loss(pred, target, beta=2.0)``, over every
+    token (released ``--supervise_all True``) or, with ``masked_only``, the
+    masked patches (``pred[:, 1:][mask.bool()]``).
 
     Args:
         in_channels (int): width of the student decoder (256 for ViT-S).
@@ -71,25 +60,14 @@ class G2SDHead(BaseModule):
 
     def loss(self, hidden: torch.Tensor, target: torch.Tensor,
              mask: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Smooth-L1 (``beta``) between ``self(hidden)`` and ``target``.
-
-        Args:
-            hidden: student decoder hidden states (B, 1 + N, in_channels),
-                class token first.
-            target: teacher targets (B, 1 + N, out_channels), already
-                normalized (:meth:`G2SD.teacher_targets`).
-            mask: (B, N), 1 for masked patches.
-
-        Returns:
-            ``{'loss': ...}``.
-        """
+        """``{'loss': smooth L1}`` between ``self(hidden)`` and ``target``
+        (both (B, 1 + N, C)); ``mask`` (B, N) is 1 for masked patches."""
         pred = self(hidden)
         if pred.shape != target.shape:
             raise ValueError(
-                f'the head predicts {tuple(pred.shape)} but the teacher '
-                f'targets are {tuple(target.shape)}: set '
-                f'head.out_channels={target.shape[-1]} (the teacher decoder '
-                'width).')
+                f'the head predicts {tuple(pred.shape)}, the targets are '
+                f'{tuple(target.shape)}: set head.out_channels='
+                f'{target.shape[-1]}.')
         if self.masked_only:
             pred = self.select_masked(pred, mask)
             target = self.select_masked(target, mask)

@@ -1,20 +1,6 @@
-"""The two loss terms of Hybrid Distill (Shi et al., "Hybrid Distillation:
-Connecting Masked Autoencoders with Contrastive Learners", arXiv 2306.15876 /
-ICLR 2024), one class each:
-
-- :class:`FeatureDistillHead`: the student's final features, through a
-  projection, regress the final features of the supervised / contrastive
-  teacher T_c (DeiT or CLIP): the "discrimination" term;
-- :class:`TokenRelationHead`: the student's attention maps at intermediate
-  blocks imitate the token relations (attention maps) of the MIM teacher
-  T_m (MAE): the "diversity" term.
-
-The algorithm (:class:`mmsdae.models.HybridDistill`) adds them as
-``L = L_feature + alpha * L_relation`` (appendix Table A4: alpha = 1 best).
-
-Defaults where the sources are silent (smooth L1 on LayerNorm-ed T_c
-tokens; per-head KL of attention rows) are argued in
-``configs/hybrid_distill/README.md``; each is a config option.
+"""The two loss terms of Hybrid Distill (arXiv 2306.15876), combined by
+:class:`mmsdae.models.HybridDistill`; the defaults where the sources are
+silent are argued in ``configs/hybrid_distill/README.md``.
 """
 from typing import Optional, Sequence
 
@@ -88,14 +74,8 @@ class FeatureDistillHead(BaseModule):
 
     def loss(self, student_tokens: torch.Tensor,
              teacher_tokens: torch.Tensor) -> torch.Tensor:
-        """The feature term.
-
-        Args:
-            student_tokens: (B, T, C_s) the student's final features (class
-                token and the patches it saw).
-            teacher_tokens: (B, T, C_t) T_c's final features at the same
-                tokens.
-        """
+        """The feature term of the student's (B, T, C_s) and T_c's
+        (B, T, C_t) final tokens at the same positions."""
         if student_tokens.shape[:-1] != teacher_tokens.shape[:-1]:
             raise ValueError(
                 f'student tokens {tuple(student_tokens.shape)} and teacher '
@@ -180,6 +160,6 @@ class TokenRelationHead(BaseModule):
         if len(student) != len(teacher) or not len(student):
             raise ValueError(
                 f'{len(student)} student and {len(teacher)} teacher attention '
-                'maps: pass one per distilled block, as many of each.')
+                'maps: pass one of each per distilled block.')
         losses = [self.pair_loss(s, t) for s, t in zip(student, teacher)]
         return torch.stack(losses).mean()
