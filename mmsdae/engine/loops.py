@@ -1,58 +1,25 @@
-"""An epoch-based train loop whose resumed runs repeat the uninterrupted one.
+"""An epoch-based train loop whose resumed runs repeat the uninterrupted one
+(README, "Exact continuation"; ``tests/test_engine/test_exact_resume.py``).
 
-MMEngine 0.10.7 does not make a resumed run continue the interrupted one:
+MMEngine 0.10.7 saves no random state, reruns a half-done epoch from its
+first batch after a mid-epoch checkpoint, and reshuffles with a new seed
+when ``randomness.seed=None``. :class:`ResumableEpochBasedTrainLoop`:
 
-* its checkpoints hold no random state: after a resume the masks, drop-path
-  and augmentation draws differ from those the uninterrupted run makes;
-* ``EpochBasedTrainLoop`` resumed from a checkpoint saved in the middle of
-  an epoch (``CheckpointHook(by_epoch=False)``) runs that epoch again from
-  its first batch while the iteration counter goes on, so the batches seen
-  before the stop are trained twice and the run ends ``k`` iterations later
-  in the schedule than it should (its ``IterBasedTrainLoop`` skips, by
-  loading and dropping the batches);
-* with ``randomness.seed=None`` the resumed run shuffles with a new seed.
-
-:class:`ResumableEpochBasedTrainLoop` fixes all three, so a run stopped
-after any iteration and resumed reproduces, on the same hardware, the loss
-sequence, the teacher weights and the momentum schedule of the uninterrupted
-run (``tests/test_engine/test_exact_resume.py``).
-
-Random state. Instead of saving the generators' states, the loop reseeds
-Python's ``random``, numpy's global generator and torch (CPU and every CUDA
-device) before each iteration's batch is fetched, from
-``(runner.seed, iteration)``, and before each epoch from
-``(runner.seed, epoch)``. The state that drives an iteration (masking,
-TeacherInput's folds, drop path; augmentations: see below) is then a
-function of what every checkpoint already holds: the seed (``meta.seed``)
-and the iteration count (``meta.iter``). This restores every rank exactly in
-distributed runs without gathering states (``Runner.save_checkpoint`` runs
-on rank 0 only): ``runner.seed`` is ``seed + rank`` with
-``randomness.diff_rank_seed=True``, so ranks keep distinct masks.
-
-Data order. The position in the epoch is saved in the message hub (so in
-every checkpoint) under ``'exact_resume'``. On a mid-epoch resume the loop
-drops the batches already trained from the sampler's indices (no image is
-decoded), keeps the batch indices the hooks see (``batch_idx`` continues at
-``k``) and restores the sampler's shuffle seed. Samplers behind a
-non-standard batch sampler are skipped by fetching and dropping batches.
-
-Augmentations. The loop wraps its training dataset (given as a config) in
-:class:`~mmsdae.datasets.seeded.PerSampleSeededDataset`, which prepares
-sample ``i`` of epoch ``e`` with generators seeded from ``(runner.seed, e, i)``
-and puts the process's generators back afterwards: the augmentation no
-longer depends on which DataLoader worker draws it (MMEngine seeds each
-worker once, from ``(seed, rank, worker id)``), so a resumed run with any
-number of workers, persistent or not, repeats the uninterrupted one, and a
-run with workers draws what a run without them draws
-(``per_sample_seed=False`` turns this off; a dataloader given as a built
-``DataLoader`` is not wrapped).
-
-Gradient accumulation. A checkpoint saved ``r`` micro-batches into a group
-of ``optim_wrapper.accumulative_counts`` holds no gradients (MMEngine warns
-that they are lost). The optimizer has not stepped since the group began,
-so the loop recomputes them: it runs ``train_step`` on those ``r`` batches
-again, with the same random state, without hooks. A group that began in
-the previous epoch is not recomputed (a warning says so).
+* reseeds ``random``, numpy and torch from ``(runner.seed, iteration)``
+  before each batch and ``(runner.seed, epoch)`` before each epoch, so the
+  random state is a function of what every checkpoint holds (``meta.seed``,
+  ``meta.iter``) on every rank (``diff_rank_seed`` keeps ranks distinct);
+* saves the position in the epoch under ``'exact_resume'`` in the message
+  hub and, on a mid-epoch resume, drops the trained indices from the
+  sampler (no image decoded; ``batch_idx`` continues) with the same shuffle
+  seed;
+* wraps a dataset config in :class:`~mmsdae.datasets.seeded.
+  PerSampleSeededDataset` (augmentation seeded per ``(seed, epoch, index)``,
+  whatever the DataLoader worker; ``per_sample_seed=False`` turns it off);
+* recomputes the gradients of the ``r`` micro-batches of an unfinished
+  accumulation group (same random state, no hooks), which MMEngine's
+  checkpoints lose; a group begun in the previous epoch is not (a warning
+  says so).
 """
 import copy
 import itertools
@@ -106,15 +73,8 @@ class _SkipFirst(torch.utils.data.Sampler):
 
 @LOOPS.register_module()
 class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
-    """``EpochBasedTrainLoop`` that resumes exactly, also mid-epoch.
-
-    Same arguments as MMEngine's ``EpochBasedTrainLoop``, and
-    ``per_sample_seed`` (default True: seed each sample's augmentation from
-    ``(seed, epoch, index)``); see the module docstring for what is
-    reseeded and saved. Use it as
-    ``train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=...)``
-    (every pre-training config of this package does).
-    """
+    """``EpochBasedTrainLoop`` that resumes exactly, also mid-epoch (see the
+    module docstring), with ``per_sample_seed`` (default True)."""
 
     def __init__(self, runner, dataloader, *args,
                  per_sample_seed: bool = True, **kwargs) -> None:
