@@ -1,16 +1,6 @@
-"""EMA teacher updates and their momentum schedule.
-
-:class:`TeacherEMAHook` drives ``model.momentum_update`` (SdAE Eq. 7, RC-MAE
-Eq. 2) for every :class:`EMATeacherSelfSupervisor`; the momentum follows a
-cosine ramp, one value per epoch (SdAE, supplementary Sec. 1) or per
-iteration (RC-MAE's released schedule). :class:`SdAETeacherEMAHook` is the
-same hook with SdAE's defaults.
-
-Under gradient accumulation (``optim_wrapper.accumulative_counts``) the
-per-iteration update runs only on the iterations where the optimizer steps,
-and a per-iteration ramp counts optimizer steps: both equations update the
-teacher after a gradient step of the student.
-"""
+"""EMA teacher updates (SdAE Eq. 7, RC-MAE Eq. 2) and their cosine momentum
+ramp: :class:`TeacherEMAHook`, and :class:`SdAETeacherEMAHook` with SdAE's
+defaults."""
 import math
 from typing import Optional, Tuple
 
@@ -27,14 +17,9 @@ CHECKPOINT_KEY = 'teacher_ema'
 
 def cosine_momentum(epoch: int, max_epochs: int, start: float,
                     end: float) -> float:
-    """Momentum eta for ``epoch`` (0-based) on a cosine ramp.
-
-    ``eta(e) = end - (end - start) * (1 + cos(pi * e / (E - 1))) / 2``: eta is
-    ``start`` at the first epoch, ``end`` at the last (E - 1), and
-    ``(start + end) / 2`` half-way. Supplementary Sec. 1: 0.96 -> 0.99. The
-    same ramp over iterations (``epoch`` = iteration, ``max_epochs`` = total
-    iterations) is RC-MAE's 0.996 -> 1.
-    """
+    """``eta(e) = end - (end - start) * (1 + cos(pi * e / (E - 1))) / 2``
+    for 0-based ``epoch`` e (or iteration): ``start`` first, ``end`` last
+    (SdAE supp. Sec. 1: 0.96 -> 0.99; RC-MAE per iteration: 0.996 -> 1)."""
     if max_epochs <= 1:
         return end
     progress = min(max(epoch, 0), max_epochs - 1) / (max_epochs - 1)
@@ -42,16 +27,10 @@ def cosine_momentum(epoch: int, max_epochs: int, start: float,
 
 
 def accumulation(runner) -> Tuple[int, bool]:
-    """``(accumulative_counts, stepped)`` of the runner's optimizer wrapper:
-    micro-batches per optimizer step, and whether the iteration that just
-    ran (``after_train_iter``) stepped the optimizer.
-
-    MMEngine 0.10.7's ``OptimWrapper`` has no public accessor for
-    ``accumulative_counts``; ``_accumulative_counts`` is read here only.
-    ``should_update()`` after ``update_params`` is the decision that
-    ``update_params`` took (its counter already counts this micro-batch;
-    the last, shorter group of a run also steps).
-    """
+    """``(accumulative_counts, stepped)``: micro-batches per optimizer step,
+    and whether the iteration that just ran stepped the optimizer
+    (``should_update()`` after ``update_params``). MMEngine 0.10.7 has no
+    public accessor for ``_accumulative_counts``; it is read here only."""
     wrappers = runner.optim_wrapper
     wrappers = list(wrappers.values()) if isinstance(
         wrappers, OptimWrapperDict) else [wrappers]
@@ -70,27 +49,16 @@ def accumulation(runner) -> Tuple[int, bool]:
 class TeacherEMAHook(Hook):
     """Update an EMA teacher (SdAE Eq. 7, RC-MAE Eq. 2) on a cosine ramp.
 
-    SdAE (supplementary Sec. 1) ramps eta from 0.96 to 0.99 with one value
-    per epoch and updates once per epoch; its Sec. 4.2 / Fig. 4(a) compares
-    that with an update after every iteration (``update_interval='iter'``,
-    still with the epoch's eta, as the released code does). RC-MAE updates
-    after every iteration (Eq. 2) with a per-iteration ramp
-    (``schedule='iter'``; 0.996 -> 1 in its released code).
+    SdAE (supp. Sec. 1) updates once per epoch with one eta per epoch
+    (Fig. 4(a) compares ``update_interval='iter'``); RC-MAE updates every
+    iteration on a per-iteration ramp (``schedule='iter'``).
 
-    With gradient accumulation (``accumulative_counts=k``) an ``'iter'``
-    update runs after the iterations that step the optimizer only (every
-    k-th; SdAE Eq. 7 and RC-MAE Eq. 2 follow a gradient step), ``interval``
-    counts optimizer steps, and the ``'iter'`` ramp runs over the
-    ``ceil(max_iters / k)`` optimizer steps: step ``s`` (0-based) gets
-    ``cosine_momentum(s, ceil(max_iters / k), ...)``. ``every_micro_batch``
-    restores the update after every micro-batch (a training loop that
-    calls the EMA after every loader batch, as RC-MAE's, built on MAE's
-    ``accum_iter`` loop, does), with the ramp over iterations. Without
-    accumulation both are the same.
-
-    The last eta and the cadence are saved in the checkpoint and restored on
-    resume; the teacher weights and the number of updates
-    (``teacher_updates``) are part of the model's state dict.
+    With ``accumulative_counts=k`` an ``'iter'`` update follows each
+    optimizer step only (both equations follow a gradient step):
+    ``interval`` and the ``'iter'`` ramp count the ``ceil(max_iters / k)``
+    optimizer steps. ``every_micro_batch`` updates after every loader batch
+    instead (RC-MAE's ``accum_iter`` loop). The last eta and the cadence
+    are saved in the checkpoint.
 
     Args:
         momentum (float): eta at the start, in [0, 1).
@@ -146,8 +114,7 @@ class TeacherEMAHook(Hook):
         if not hasattr(model, 'momentum_update'):
             raise TypeError(
                 f'{type(self).__name__} needs a model with momentum_update()'
-                f' (SdAE, RC-MAE), got {type(model).__name__}: remove the '
-                'hook from custom_hooks or use a model with an EMA teacher.')
+                f', got {type(model).__name__}: remove the hook.')
         return model
 
     def before_train(self, runner) -> None:
@@ -156,12 +123,11 @@ class TeacherEMAHook(Hook):
         if per_epoch and not isinstance(runner.train_loop,
                                         EpochBasedTrainLoop):
             raise ValueError(
-                f'{type(self).__name__} with schedule={self.schedule!r}, '
-                f'update_interval={self.update_interval!r} works per epoch '
-                'and needs an epoch-based train loop, got '
+                f'{type(self).__name__} works per epoch and needs an '
+                'epoch-based train loop, got '
                 f'{type(runner.train_loop).__name__}: use '
-                "train_cfg=dict(type='ResumableEpochBasedTrainLoop', "
-                "max_epochs=...) or schedule='iter', update_interval='iter'.")
+                "ResumableEpochBasedTrainLoop or schedule='iter', "
+                "update_interval='iter'.")
 
     def _micro_batches(self, runner) -> int:
         """Iterations per step of the ramp and of ``interval``."""
