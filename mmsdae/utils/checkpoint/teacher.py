@@ -1,38 +1,22 @@
 """Read a frozen teacher's weights from a local checkpoint file.
 
-The distillation methods (G2SD, Hybrid Distill) start from teachers that
-were trained elsewhere. :func:`read_teacher_checkpoint` turns a teacher file
-into one mmpretrain-named state dict per teacher part (``backbone``,
-``neck``, ``head``; or ``model``, a whole mmdet / mmseg model that takes
-every key of an MMEngine checkpoint), whatever layout the file has:
+:func:`read_teacher_checkpoint` gives one mmpretrain-named state dict per
+teacher part (``backbone``, ``neck``, ``head``, or a whole mmdet / mmseg
+``model``) from any of these layouts:
 
-* ``'mmpretrain'``: an MMEngine checkpoint of an mmpretrain / mmsdae model
-  (``state_dict`` with ``backbone.*`` / ``neck.*`` / ``head.*``): mmpretrain's
-  own MAE pre-training checkpoints, a run of ``configs/rcmae/mae_*.py``, a
-  file ``tools/model_converters/sdae_to_vit.py`` wrote, mmpretrain's DeiT /
-  CLIP ViT checkpoints. ``prefixes`` picks other sub-modules, e.g. the EMA
-  teacher of an RC-MAE run (``backbone='teacher.', neck='teacher_neck.'``).
-* ``'timm'``: timm ViT key names at the top level, optionally in
-  ``{'model': ...}`` and ``module.``-prefixed: the official MAE *training*
-  checkpoint (encoder + ``decoder_*`` + ``mask_token``), the public
-  encoder-only MAE release ``mae_pretrain_vit_base.pth``, DeiT / CLIP ViTs
-  in timm layout, DINO's released backbone (``dino_vitbase16_pretrain.pth``).
-  The encoder, the MAE decoder and a classifier ``head.*`` are renamed by
-  the maps of :mod:`.formats`.
-* ``'dino'``: DINO's full training checkpoint (``teacher`` / ``student``
-  with ``backbone.`` / ``module.backbone.`` prefixes): the teacher's backbone
-  (or the student's, with ``prefixes=dict(backbone='student.')``).
-* ``'mmpretrain-vit'``: mmpretrain ViT key names without any prefix
-  (``layers.0.attn.qkv.weight``), e.g. a converted CLIP / DeiT encoder
-  saved bare: the backbone only.
+* ``'mmpretrain'``: ``backbone.*`` / ``neck.*`` / ``head.*`` (or the
+  ``prefixes`` given, e.g. ``backbone='teacher.'`` for an RC-MAE run's EMA
+  teacher);
+* ``'timm'``: top-level timm ViT names (official MAE training checkpoint,
+  the encoder-only release, DeiT / CLIP / DINO backbones), renamed by the
+  maps of :mod:`.formats`;
+* ``'dino'``: DINO's full checkpoint (its teacher, or
+  ``prefixes=dict(backbone='student.')``);
+* ``'mmpretrain-vit'``: bare mmpretrain ViT names (the backbone only).
 
-A teacher that needs a part the file does not hold is refused here, before
-anything is built: in particular a G2SD teacher (its target is the MAE
-decoder's hidden state) from the encoder-only MAE release, which with a
-non-strict load would keep a random decoder and silently give meaningless
-targets (the known reproduction pitfall in ``notes/methods.md``). Nothing is
-ever downloaded: a missing file is a ``FileNotFoundError`` naming the config
-key to set.
+A part the file lacks is refused before anything is built, in particular
+the MAE decoder of a G2SD teacher (a random decoder would silently give
+meaningless targets).
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -54,11 +38,8 @@ DEFAULT_PREFIXES = {
 
 # What a teacher needs a full MAE training checkpoint for.
 FULL_MAE_HINT = (
-    'Use a full MAE training checkpoint instead: mmpretrain\'s mae_vit-base-'
-    'p16 pre-training checkpoint (backbone.* + neck.*), the official MAE '
-    'training checkpoint ({"model": ...} with decoder_* keys, not the '
-    'encoder-only mae_pretrain_vit_base.pth release), or one trained with '
-    'configs/rcmae/mae_*.py.')
+    'Use a full MAE training checkpoint (backbone.* + neck.*, or the official'
+    ' one with decoder_* keys), not the mae_pretrain_vit_base.pth release.')
 
 
 class TeacherCheckpointError(ValueError):
@@ -67,17 +48,8 @@ class TeacherCheckpointError(ValueError):
 
 @dataclass
 class TeacherState:
-    """The tensors of a teacher file, per part.
-
-    Attributes:
-        path: the file.
-        src_format: ``'mmpretrain'``, ``'timm'``, ``'dino'`` or
-            ``'mmpretrain-vit'``.
-        parts: part name -> mmpretrain-named tensors (no part prefix).
-        unused: source keys that no part takes (e.g. a classifier head, the
-            student of an mmsdae run, an MAE decoder the teacher does not
-            need).
-    """
+    """The tensors of a teacher file per part (no part prefix), its layout
+    and the source keys no part takes."""
     path: str
     src_format: str
     parts: Dict[str, StateDict] = field(default_factory=dict)
@@ -94,30 +66,9 @@ def read_teacher_checkpoint(path: Optional[str],
                             weights_only: bool = True,
                             config_key: str = 'model.teacher.checkpoint'
                             ) -> TeacherState:
-    """The tensors of each teacher part in a local checkpoint file.
-
-    Args:
-        path: the teacher file (never downloaded).
-        parts: the parts the teacher has, a subset of
-            :data:`TEACHER_PARTS`; each must be in the file.
-        prefixes: part -> key prefix in an mmpretrain-layout file (defaults
-            to ``'<part>.'``; e.g. ``dict(backbone='teacher.')`` picks the
-            EMA teacher of an mmsdae run); in a DINO full checkpoint
-            ``dict(backbone='student.')`` picks the student.
-        weights_only: ``torch.load(weights_only=...)``; ``False`` only for
-            trusted files that hold Python objects.
-        config_key: the config key that names the file, for the messages.
-
-    Returns:
-        :class:`TeacherState`.
-
-    Raises:
-        FileNotFoundError: if ``path`` is not a file (naming
-            ``config_key``).
-        TeacherCheckpointError: if the file has no recognizable layout, or
-            lacks a part (an encoder-only file for a teacher with a decoder
-            is refused with a message saying so).
-    """
+    """The tensors of each of ``parts`` (:data:`TEACHER_PARTS`) in the local
+    file ``path``; ``prefixes`` as in the module docstring; ``config_key``
+    names the file in the messages."""
     parts = list(parts)
     unknown_parts = [p for p in parts if p not in TEACHER_PARTS]
     if unknown_parts or not parts:
@@ -130,9 +81,8 @@ def read_teacher_checkpoint(path: Optional[str],
             f', which the teacher does not have (its parts: {parts}).')
     if not path:
         raise TeacherCheckpointError(
-            f'{config_key} is not set: a frozen teacher needs its weights '
-            'from a local checkpoint file (they are never downloaded); set '
-            f'it in the config or with --cfg-options {config_key}=<file>.')
+            f'{config_key} is not set: give the local teacher file '
+            f'(--cfg-options {config_key}=<file>).')
     teacher_key = config_key.rsplit('.', 1)[0]
     try:
         ckpt = load_checkpoint_file(
@@ -141,10 +91,9 @@ def read_teacher_checkpoint(path: Optional[str],
         state, _ = unwrap_state_dict(ckpt)
     except FileNotFoundError as e:
         raise FileNotFoundError(
-            f'teacher checkpoint not found: {config_key}={path!r}. Teacher '
-            'weights are never downloaded: put the file there or point '
-            f'{config_key} at it (--cfg-options {config_key}=<file>).'
-        ) from e
+            f'teacher checkpoint not found: {config_key}={path!r} (teacher '
+            'weights are never downloaded): put the file there or fix '
+            f'{config_key}.') from e
     except ValueError as e:  # CheckpointFileError, or no tensors
         raise TeacherCheckpointError(f'{config_key}: {e}') from e
     branch = 'student' if str((prefixes or {}).get('backbone', '')
@@ -177,9 +126,8 @@ def read_teacher_checkpoint(path: Optional[str],
                 'sub-module on its own, with top-level timm keys.')
     raise TeacherCheckpointError(
         f'{where}: no teacher weights found for the parts {parts} (expected '
-        f'keys under {sorted(wanted.values())}, timm ViT keys such as '
-        f'blocks.0.attn.qkv.weight, or bare mmpretrain ViT keys; top-level '
-        f'names: {top_level(state)[:20]}).' + hint)
+        f'keys under {sorted(wanted.values())} or ViT keys; top-level names: '
+        f'{top_level(state)[:20]}).' + hint)
 
 
 def _read_prefixed(path: str, state: StateDict, wanted: Dict[str, str],
@@ -232,19 +180,12 @@ def _require(result: TeacherState, parts: Sequence[str], where: str,
         return
     if 'neck' in missing and 'backbone' in result.parts:
         raise TeacherCheckpointError(
-            f'{where} holds a ViT encoder only ({found}; no MAE decoder '
-            'weights: decoder_embed / decoder_blocks / decoder_pred, or '
-            '"neck.*"), like the public encoder-only MAE release '
-            'mae_pretrain_vit_base.pth. This teacher needs its decoder too '
-            '(G2SD distils the hidden state of the MAE decoder); loading '
-            'without it would leave the decoder randomly initialised and '
-            'the targets meaningless. ' + FULL_MAE_HINT)
+            f'{where} holds a ViT encoder only ({found}; no MAE decoder), '
+            'but this teacher needs its decoder too. ' + FULL_MAE_HINT)
     raise TeacherCheckpointError(
         f'{where} has no weights for the teacher part(s) {missing} ({found}'
-        '). Point the config at a checkpoint of the whole teacher, or pick '
-        'the sub-modules of an mmpretrain-layout file with the teacher\'s '
-        '"prefixes" option (e.g. prefixes=dict(backbone="teacher.", '
-        'neck="teacher_neck.") for the EMA teacher of an RC-MAE run).')
+        '): use a checkpoint of the whole teacher, or pick its sub-modules '
+        'with the teacher\'s "prefixes" option.')
 
 
 def describe_unused(keys: Sequence[str]) -> str:
