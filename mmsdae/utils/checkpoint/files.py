@@ -1,22 +1,13 @@
 """Reading and writing checkpoint files: the one reader, the one writer.
 
-:func:`load_checkpoint_file` is how every part of mmsdae opens a checkpoint
-(resume checks, preflight, the converters, frozen teachers, the analysis
-tools): on the CPU, ``weights_only`` by default with MMEngine's checkpoint
-types allow-listed (:mod:`.safe_globals`), and one error,
-:class:`CheckpointFileError` (``"<path>: <what is wrong>"``), for a file that
-is missing, empty, truncated, not a PyTorch file or holds refused objects.
-:func:`unwrap_state_dict` finds the tensors inside (``state_dict`` /
-``model`` wrappers, ``module.`` prefixes).
-
-:func:`atomic_write` writes a temporary file next to the target, fsyncs it
-and ``os.replace``-s it onto the target (atomic on POSIX and Windows within
-one file system): a killed writer never leaves a partial file under the
-final name, only a hidden ``.<name>.<random>.tmp``.
-:func:`save_checkpoint` is ``torch.save`` through it;
-:class:`AtomicLocalBackend` is MMEngine's ``LocalBackend`` with these writes,
-registered as the file backend ``'local_atomic'`` (``AtomicCheckpointHook``
-uses it for checkpoints and ``last_checkpoint``).
+:func:`load_checkpoint_file` opens every checkpoint of mmsdae (CPU,
+``weights_only`` with MMEngine's types allow-listed) and raises one error,
+:class:`CheckpointFileError` (``"<path>: <what is wrong>"``);
+:func:`unwrap_state_dict` finds the tensors inside. :func:`atomic_write`
+(temporary file, fsync, ``os.replace``) never leaves a partial file under
+the final name; :func:`save_checkpoint` and the ``'local_atomic'`` file
+backend (:class:`AtomicLocalBackend`, used by ``AtomicCheckpointHook``)
+write through it.
 """
 import argparse
 import os
@@ -99,24 +90,9 @@ def load_checkpoint_file(
         weights_only: bool = True,
         mmap: bool = False,
         unsafe_fix: str = 'load it with weights_only=False') -> dict:
-    """Load a checkpoint file on the CPU.
-
-    Args:
-        path: the file.
-        weights_only: ``torch.load(weights_only=...)``, with MMEngine's
-            checkpoint types (and ``argparse.Namespace``) allow-listed;
-            ``False`` only for trusted files.
-        mmap: memory-map the tensors (cheap to drop; zip files only).
-        unsafe_fix: what the caller's user does to load a file with other
-            Python objects, for the message (e.g. ``'pass --unsafe-load'``).
-
-    Returns:
-        dict: the checkpoint.
-
-    Raises:
-        CheckpointNotFoundError: (a ``FileNotFoundError``) no such file.
-        CheckpointFileError: empty, truncated, not a PyTorch file, objects
-            ``weights_only`` refuses, or not a dict.
+    """The checkpoint dict at ``path``, loaded on the CPU (``mmap``: memory-
+    mapped when it is a zip file). ``unsafe_fix`` tells the user how to load
+    a trusted file with other Python objects (e.g. ``'pass --unsafe-load'``).
     """
     path = os.fspath(path)
     is_zip = _check_file(path)
@@ -153,21 +129,10 @@ def _first_line(message: str) -> str:
 def unwrap_state_dict(ckpt: dict,
                       strip_module: bool = True
                       ) -> Tuple[StateDict, List[str]]:
-    """The tensors of a loaded checkpoint.
-
-    Takes ``ckpt['state_dict']`` (MMEngine) or ``ckpt['model']`` (MAE /
-    DeiT releases), else ``ckpt`` itself when it holds tensors, else its
-    dicts of tensors flattened as ``<entry>.<key>`` (the RC-MAE release's
-    ``student`` / ``teacher``, DINO's full checkpoint); strips the
-    ``module.`` prefix of DDP-wrapped models (``strip_module``).
-
-    Returns:
-        ``(state, skipped)``: the tensors, and the keys of non-tensor entries
-        left out.
-
-    Raises:
-        ValueError: if there is no tensor, naming the top-level keys.
-    """
+    """``(tensors, skipped non-tensor keys)`` of ``ckpt['state_dict']``,
+    ``ckpt['model']``, ``ckpt`` itself, or its dicts of tensors flattened as
+    ``<entry>.<key>`` (RC-MAE's and DINO's releases), ``module.`` stripped
+    with ``strip_module``."""
     for key in ('state_dict', 'model'):
         if isinstance(ckpt.get(key), dict):
             ckpt = ckpt[key]
@@ -212,15 +177,8 @@ def _fsync_dir(directory: str) -> None:
 
 def atomic_write(dst: Union[str, os.PathLike],
                  write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write(f)`` on a temporary file and rename it to ``dst``.
-
-    The file gets the permissions ``open(dst, 'wb')`` would give it (0666
-    less the umask). On any error, including ``KeyboardInterrupt``, the
-    temporary file is removed and ``dst`` is left as it was.
-
-    Raises:
-        FileNotFoundError: if the folder of ``dst`` does not exist.
-    """
+    """Call ``write(f)`` on a temporary file and rename it to ``dst`` (mode
+    0666 less the umask); on any error ``dst`` is left as it was."""
     dst = osp.abspath(os.fspath(dst))
     directory = osp.dirname(dst)
     if not osp.isdir(directory):
@@ -245,12 +203,7 @@ def atomic_write(dst: Union[str, os.PathLike],
 
 
 def save_checkpoint(obj: Any, dst: str, overwrite: bool = False) -> None:
-    """``torch.save(obj, dst)`` through :func:`atomic_write`.
-
-    Raises:
-        FileExistsError: if ``dst`` exists and not ``overwrite``.
-        FileNotFoundError: if the folder of ``dst`` does not exist.
-    """
+    """``torch.save(obj, dst)`` through :func:`atomic_write`."""
     if osp.exists(dst) and not overwrite:
         raise FileExistsError(
             f'destination exists: {dst} (pass --force to overwrite it).')
