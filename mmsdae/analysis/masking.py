@@ -76,28 +76,9 @@ def grid_shape(model) -> Tuple[int, int]:
 
 def fold_assignment(teacher_ids: torch.Tensor,
                     num_patches: int) -> torch.Tensor:
-    """The teacher sequence each patch belongs to: (B, N), -1 for none.
-
-    Args:
-        teacher_ids: (B, G, n) raster patch indices of the G teacher
-            sequences of every image (``TeacherInput.sample``).
-        num_patches: N.
-
-    Returns:
-        (B, N) long tensor, ``g`` where patch ``j`` is in sequence ``g``.
-
-    With ``mode='multi_fold'`` and no ``drop_remainder`` (SdAE Sec. 2.2,
-    Fig. 4(b)), the masked patches are cut into t disjoint folds of
-    ``N_masked / t``, so every masked patch is in exactly one fold and no
-    visible patch is in any: the result is ``>= 0`` exactly on the masked
-    positions. ``drop_remainder=True`` leaves the ``N_masked mod t`` last
-    masked patches at -1; ``'crop'`` assigns only the crop tokens,
-    ``'masked'`` all masked ones to 0, ``'full'`` all N to 0.
-
-    Raises:
-        ValueError: an index out of [0, N), or a patch in two sequences
-            (its colour would be ambiguous).
-    """
+    """(B, N): the teacher sequence ``g`` of ``teacher_ids`` (B, G, n,
+    ``TeacherInput.sample``) each patch is in, -1 for none; a patch in two
+    sequences is an error."""
     if teacher_ids.dim() != 3:
         raise ValueError('teacher_ids must be (batch, sequences, tokens), '
                          f'got shape {tuple(teacher_ids.shape)}.')
@@ -121,20 +102,9 @@ def fold_assignment(teacher_ids: torch.Tensor,
 
 def token_cosine(pred: torch.Tensor, target: torch.Tensor,
                  target_mask: torch.Tensor, head) -> torch.Tensor:
-    """SdAE's per-token cosine (Eq. 4), NaN where there is no target.
-
-    The teacher feature is normalised as :class:`SdAEHead` does (Eq. 3,
-    ``head.normalize_target`` when ``head.norm_target``) and the cosine is
-    taken as mmpretrain's ``CosineSimilarityLoss`` takes it, so with the
-    default loss (shift 1, scale 1) ``1 - cos`` is the head's per-token
-    loss and its mean over the targets is the SdAE loss.
-
-    Args:
-        pred: (B, N, C) decoder predictions.
-        target: (B, N, C) teacher features (``SdAE.teacher_targets``).
-        target_mask: (B, N) bool, the positions with a target.
-        head: the model's :class:`SdAEHead`.
-    """
+    """SdAE's per-token cosine (Eq. 4) as ``head`` (:class:`SdAEHead`)
+    computes it (Eq. 3 normalisation), (B, N), NaN where there is no
+    target."""
     target = target.float()
     if head.norm_target:
         target = head.normalize_target(target)
@@ -145,20 +115,8 @@ def token_cosine(pred: torch.Tensor, target: torch.Tensor,
 
 def unnormalize_pixels(pred: torch.Tensor, target_patches: torch.Tensor,
                        eps: float = 1e-6) -> torch.Tensor:
-    """Undo MAE's ``norm_pix`` with each patch's own statistics.
-
-    ``MAEPretrainHead.construct_target`` standardises every patch with its
-    mean and (unbiased) variance, ``(x - mean) / sqrt(var + eps)``; the usual
-    MAE visualisation maps a prediction back with the target patch's
-    statistics: ``pred * sqrt(var + eps) + mean``. Each masked patch thus
-    gets its true mean colour and contrast from the input; what the picture
-    shows of the model is the structure inside the patches.
-
-    Args:
-        pred: (B, N, P * P * C) predictions in the normalised space.
-        target_patches: (B, N, P * P * C) the patchified input (before
-            normalisation).
-    """
+    """Undo MAE's ``norm_pix``: ``pred * sqrt(var + eps) + mean`` with each
+    target patch's own (unbiased) statistics, as MAE's visualisation does."""
     mean = target_patches.mean(dim=-1, keepdim=True)
     var = target_patches.var(dim=-1, keepdim=True)
     return pred * (var + eps).sqrt() + mean
@@ -198,20 +156,8 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
 
 # ---------------------------------------------------------- model + data ---
 def load_model(config, checkpoint: str):
-    """Build the whole pre-training model of ``config`` (student, decoder,
-    teacher) and load ``checkpoint`` into it, on the CPU in eval mode.
-
-    Config handling is :mod:`mmsdae.analysis.checkpoints`' (``custom_imports``,
-    ``default_scope``, the top-level ``data_preprocessor``). Unlike
-    ``load_encoder``, every weight must be in the checkpoint: the decoder
-    is what is shown. (A checkpoint without EMA teacher weights gets the
-    teacher copied from the student, with a warning, as in training.)
-
-    Raises:
-        FileNotFoundError: missing config or checkpoint file (named).
-        KeyError: the checkpoint does not fit the model (missing,
-            unexpected or mis-shaped weights, e.g. an exported encoder).
-    """
+    """The whole pre-training model of ``config`` with every weight from
+    ``checkpoint`` (strict: the decoder is what is shown), CPU, eval mode."""
     from mmengine.runner import load_state_dict
 
     from .checkpoints import build_model, load_config, read_checkpoint
@@ -220,10 +166,8 @@ def load_model(config, checkpoint: str):
     checkpoint = os.fspath(checkpoint)
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(
-            f'Checkpoint file {checkpoint!r} does not exist. Train one first '
-            f'(python tools/train.py {cfg.filename}) or pass the path of an '
-            'existing pre-training checkpoint (e.g. '
-            'work_dirs/demo/epoch_10.pth).')
+            f'Checkpoint file {checkpoint!r} does not exist: train one '
+            f'(python tools/train.py {cfg.filename}) or fix the path.')
     model = build_model(cfg)
     method_of(model)  # refuse other models early
     loaded = read_checkpoint(cfg, checkpoint)
@@ -233,10 +177,8 @@ def load_model(config, checkpoint: str):
     except RuntimeError as error:
         raise KeyError(
             f'Checkpoint {checkpoint!r} does not fit the '
-            f'{type(model).__name__} model of {cfg.filename!r}: the whole '
-            'pre-training model (encoder, decoder, teacher) is needed, not '
-            'an exported encoder; pass the config it was trained with. '
-            f'{error}') from error
+            f'{type(model).__name__} model of {cfg.filename!r} (the whole '
+            f'pre-training model is needed): {error}') from error
     return model.eval()
 
 
@@ -473,13 +415,8 @@ def fold_colours(num_folds: int) -> np.ndarray:
 def mask_picture(image: np.ndarray, masked: np.ndarray, fold: np.ndarray,
                  grid: Tuple[int, int], colours: np.ndarray,
                  tint: bool = True) -> np.ndarray:
-    """The mask panel as a float RGB image in [0, 1].
-
-    Visible patches show the image; masked patches are greyed; with
-    ``tint``, a masked patch in a teacher sequence is blended with its
-    sequence's colour and a masked patch outside every sequence is darkened
-    (no target).
-    """
+    """The mask panel (float RGB in [0, 1]): masked patches greyed and,
+    with ``tint``, coloured by teacher sequence or darkened without one."""
     height, width = image.shape[:2]
     ph, pw = height // grid[0], width // grid[1]
     picture = image.astype(np.float32) / 255
@@ -506,13 +443,9 @@ def _patch_rect(j: int, grid, patch_px, **kwargs):
 
 
 def plot_result(result: MaskingResult, title: str = ''):
-    """The figure: one row per image, the panels of :func:`columns_of`.
-
-    The header holds the title, the legend (teacher-sequence colours), the
-    cosine colour bar (SdAE) and the column names; each panel's caption
-    gives that image's numbers. Returns a ``matplotlib.figure.Figure`` of
-    exactly :func:`figure_size_px` pixels at :data:`DPI` (no tight bbox).
-    """
+    """A ``Figure`` of exactly :func:`figure_size_px` pixels at :data:`DPI`:
+    a header (title, legend, colour bar, column names), then one row per
+    image with the panels of :func:`columns_of`."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
