@@ -63,25 +63,11 @@ class _DeferredRemoval:
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` that never leaves a partial checkpoint or
-    ``last_checkpoint``.
-
-    Same arguments and behaviour as MMEngine's ``CheckpointHook``. Without
-    ``backend_args`` and with a local ``out_dir``, checkpoints go through
-    the ``'local_atomic'`` file backend (temporary file, fsync, rename).
-
-    ``last_checkpoint``: MMEngine 0.10.7 writes it with a plain
-    ``open(work_dir/last_checkpoint, 'w')`` inside
-    ``CheckpointHook._save_checkpoint_with_step``; a kill between the
-    truncation and the write leaves it empty. This hook runs that method
-    with ``runner.work_dir`` pointing at a scratch folder inside the work
-    dir and renames the file it wrote into place, without copying
-    MMEngine's code.
-
-    ``max_keep_ckpts``: MMEngine removes the oldest kept checkpoint
-    *before* writing the new one (with ``max_keep_ckpts=1``, a kill during
-    the save would leave no checkpoint and a ``last_checkpoint`` naming a
-    deleted file). This hook defers that removal until the new checkpoint
-    and ``last_checkpoint`` are in place.
+    ``last_checkpoint``: local checkpoints go through the ``'local_atomic'``
+    backend; MMEngine's plain ``open(..., 'w')`` of ``last_checkpoint`` runs
+    in a scratch work dir and is renamed into place; the removal of the
+    oldest kept checkpoint (``max_keep_ckpts``), which MMEngine does before
+    the save, waits until the new files are in place.
     """
 
     def before_train(self, runner) -> None:
@@ -122,21 +108,11 @@ class AtomicCheckpointHook(CheckpointHook):
 
 @HOOKS.register_module()
 class CheckpointCompatibilityHook(Hook):
-    """Refuse a checkpoint whose tensors do not fit the model.
-
-    MMEngine's ``Runner.load_checkpoint`` (``load_from``, ``resume``) loads
-    with ``strict=False``: tensors of another shape are skipped with a log
-    warning and keep their initial values. This hook checks the checkpoint
-    in ``after_load_checkpoint``, which the Runner calls before it loads the
-    weights, with
-    :func:`mmsdae.utils.resume.check_state_dict_fits`: any shape mismatch,
-    or no tensor in common, raises ``CheckpointMismatchError`` naming the
-    tensors and the fix; when resuming, missing and unexpected tensors too
-    (a resumed run must restore the whole model: ``Runner.train`` has
-    already run ``init_weights``, so a tensor not loaded would silently keep
-    its initial value). With ``load_from``, another grid of a ViT's
-    ``pos_embed`` is fine: mmpretrain's ViT resizes it when loading.
-    """
+    """Refuse a checkpoint whose tensors do not fit the model (MMEngine
+    loads with ``strict=False``), with
+    :func:`mmsdae.utils.resume.check_state_dict_fits` in
+    ``after_load_checkpoint``, before the weights are loaded; strict when
+    resuming."""
 
     priority = 'VERY_HIGH'
 
