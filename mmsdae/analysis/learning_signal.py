@@ -1,38 +1,16 @@
 """Does pre-training learn? Every method side by side on a task where
-random features are weak.
+random features are weak (README, "Does pre-training learn?"; used by
+``tools/benchmark/learning_signal.py`` and its slow test).
 
-Used by ``tools/benchmark/learning_signal.py`` and the slow regression test
-``tests/test_analysis/test_learning_signal.py``.
-
-The task is :class:`~mmsdae.datasets.ProceduralShapeTaskDataset`: the class
-is the outline of a large shape (5 classes), while its colour, texture,
-scale, position, rotation, the background and the clutter are random, so
-raw pixels and a random ViT sit near chance (20 %). Each method is
-pre-trained from its CPU demo config (``CONFIGS``: model, optimiser,
-warm-up + cosine schedule, EMA hook, augmentation) with MMEngine's Runner
-for the same budget (same images seen, same 96 x 4 student encoder), on
-unlabelled task images; the budget sets the number of images and epochs,
-and the config's epoch-based schedules (learning rate, EMA ramp) are
-stretched to it. Teachers of the distillation methods are trained by the
-same function first and kept small: G2SD's 192-wide MAE (half the student
-budget), Hybrid Distill's ``T_m`` is the MAE row itself and its ``T_c`` a
-supervised ViT trained on the labelled training images (the stand-in of
-the paper's supervised DeiT: Hybrid Distill is the one row whose encoder
-has seen labels, through its teacher).
-
-Evaluation, on a held-out bank / query split of the task (other seeds),
-with the encoder each model exports (``extract_feat``), pooled as the mean
-of its patch tokens (``FEATURES``; the class token is reported too):
-
-* DINO's weighted k-NN (k = 20, T = 0.07) top-1, also logged every
-  ``knn_interval`` epochs during pre-training by the kNN monitor hook (the
-  curve of the plot);
-* a linear probe: multinomial logistic regression on standardised
-  features (L-BFGS, fixed L2 weight ``PROBE_L2``), trained on the bank,
-  scored on the queries;
-
-and the same numbers for the random encoder (the MAE config's initial
-weights) and for raw pixels.
+Each method is pre-trained from its CPU demo config (``CONFIGS``) with
+MMEngine's Runner for the same budget on unlabelled
+:class:`~mmsdae.datasets.ProceduralShapeTaskDataset` images, its schedules
+stretched to the budget; distillation teachers are trained first by the
+same function (G2SD: a 192-wide MAE; Hybrid Distill: the MAE row as T_m and
+a supervised ViT as T_c). Each exported encoder, a random one and raw
+pixels are then scored on held-out images (``FEATURES``) with DINO's
+weighted k-NN (also logged during training) and a linear probe
+(L-BFGS logistic regression, L2 ``PROBE_L2``).
 """
 import copy
 import json

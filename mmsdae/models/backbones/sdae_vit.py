@@ -11,24 +11,10 @@ from mmpretrain.registry import MODELS
 class SdAEViT(MAEViT):
     """ViT encoder for SdAE pre-training (SdAE paper Sec. 2, Fig. 2).
 
-    It is mmpretrain's :class:`MAEViT` (fixed 2-D sin-cos position
-    embedding, random masking) with one extra entry point,
-    :meth:`encode_patches`, that encodes chosen patch subsets, each subset as
-    its own sequence with its own class token. The student uses it for the
-    visible patches; the EMA teacher (a copy of this module, see
-    :class:`mmsdae.models.SdAE`) uses it for the teacher views of Sec. 2.2
-    (multi-fold masking, teacher crop, only-masked, full image).
-
-    Args:
-        arch, img_size, patch_size, drop_path_rate, ...: as :class:`MAEViT`.
-        mask_ratio (float): ratio r of masked patches, strictly in (0, 1).
-            0.75 keeps 49 of the 196 patches of a 224 px image with 16 px
-            patches (supplementary Sec. 1).
-
-    Raises:
-        ValueError: if ``mask_ratio`` is outside (0, 1), if the image size is
-            not divisible by the patch size, or if the ratio leaves no visible
-            or no masked patch.
+    mmpretrain's :class:`MAEViT` with :meth:`encode_patches`, which encodes
+    chosen patch subsets each as its own sequence: the student's visible
+    patches and the teacher views of Sec. 2.2. ``mask_ratio`` (0.75,
+    supplementary Sec. 1) must leave visible and masked patches.
     """
 
     def __init__(self,
@@ -58,22 +44,9 @@ class SdAEViT(MAEViT):
                 x: torch.Tensor,
                 mask: Optional[bool] = True
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encode the visible patches of a random mask, MAE style.
-
-        Args:
-            x: images (B, C, H, W).
-            mask: ``True`` masks at random and returns
-                ``(latent, mask, ids_restore)`` like :class:`MAEViT`;
-                ``None`` or ``False`` runs the plain ViT on the whole image
-                (unlike :class:`MAEViT`, where ``False`` still masks).
-
-        Returns:
-            ``latent`` (B, 1 + num_visible, C) with the class token first,
-            ``mask`` (B, N) with 1 for masked patches, ``ids_restore`` (B, N)
-            that un-shuffles ``cat(visible, masked)`` back to raster order;
-            ``ids_restore.argsort(1)`` is the random order, whose first
-            ``num_visible`` entries are the visible patches.
-        """
+        """``mask=True``: :class:`MAEViT`'s random masking, ``(latent (B, 1 +
+        num_visible, C), mask (B, N), ids_restore (B, N))``; ``None`` /
+        ``False``: the plain ViT on the whole image (MAEViT still masks)."""
         if not mask:
             return VisionTransformer.forward(self, x)
         return super().forward(x, mask=True)
@@ -99,25 +72,10 @@ class SdAEViT(MAEViT):
                        x: torch.Tensor,
                        patch_ids: torch.Tensor,
                        keep_cls: bool = False) -> torch.Tensor:
-        """Encode subsets of each image's patches as separate sequences.
-
-        Every subset ``patch_ids[b, g]`` becomes one sequence: the class
-        token (plus its position embedding) followed by the patch tokens at
-        those indices, each with the position embedding of its own grid
-        position. All ``B * G`` sequences run through the blocks as one batch,
-        so the tokens of one subset never attend to another subset: this is
-        the multi-fold masking of SdAE Sec. 2.2 when the subsets are folds.
-
-        Args:
-            x: images (B, C, H, W).
-            patch_ids: (B, G, n) raster indices in [0, N) of the patches of
-                G sequences per image.
-            keep_cls: keep the class token in the output.
-
-        Returns:
-            (B, G, n (+1 with the class token), C) features after the final
-            norm.
-        """
+        """(B, G, (1 +) n, C) final features of each subset ``patch_ids[b,
+        g]`` (B, G, n) encoded as its own sequence (class token, then those
+        patches with their own position embeddings): subsets never attend
+        to each other, SdAE Sec. 2.2's multi-fold masking."""
         if patch_ids.dim() != 3 or patch_ids.shape[0] != x.shape[0]:
             raise ValueError(
                 'patch_ids must have shape (batch, sequences, tokens) with '
@@ -145,21 +103,16 @@ class SdAEViT(MAEViT):
 def _check_geometry(img_size, patch_size, mask_ratio: float) -> None:
     """Refuse image/patch sizes and mask ratios SdAE cannot run with."""
     if not 0.0 < float(mask_ratio) < 1.0:
-        raise ValueError(
-            f'mask_ratio={mask_ratio} is outside (0, 1): SdAE needs visible '
-            'patches for the student and masked ones for the teacher; the '
-            'paper uses 0.75.')
+        raise ValueError(f'mask_ratio={mask_ratio} is outside (0, 1); the '
+                         'paper uses 0.75.')
     (img_h, img_w), (patch_h, patch_w) = to_2tuple(img_size), to_2tuple(
         patch_size)
     if img_h % patch_h or img_w % patch_w:
-        raise ValueError(
-            f'img_size={img_size} is not divisible by patch_size='
-            f'{patch_size}: choose an image size that is a multiple of the '
-            'patch size (e.g. 224 with 16).')
+        raise ValueError(f'img_size={img_size} is not divisible by '
+                         f'patch_size={patch_size}.')
     num_patches = (img_h // patch_h) * (img_w // patch_w)
     num_visible = int(num_patches * (1 - mask_ratio))
     if num_visible < 1 or num_visible >= num_patches:
         raise ValueError(
             f'mask_ratio={mask_ratio} leaves {num_visible} of {num_patches} '
-            'patches visible: use a ratio that keeps at least one visible and '
-            'one masked patch.')
+            'patches visible: keep at least one visible and one masked.')
