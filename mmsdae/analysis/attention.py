@@ -52,21 +52,9 @@ def cls_attention(attn: torch.Tensor,
                   grid: Optional[Sequence[int]] = None,
                   num_extra_tokens: int = 1,
                   renormalize: bool = False) -> torch.Tensor:
-    """Attention of the class token (query 0) to the patches.
-
-    Args:
-        attn: (B, H, T, T) (or (H, T, T)) probabilities, e.g. of the last
-            block.
-        grid: (h, w) patches; None for a square grid.
-        num_extra_tokens: tokens before the patches (1: the class token).
-        renormalize: divide by the mass on the patches, so that each map
-            sums to one over patches. By default the raw probabilities are
-            kept: they sum to ``1 - P[cls, extra tokens]`` over patches (the
-            rest is the class token's attention to itself).
-
-    Returns:
-        (B, H, h, w) (or (H, h, w)) maps in raster order.
-    """
+    """(B, H, h, w) (or (H, h, w)) attention of the class token (query 0)
+    to the patches of ``attn`` (B, H, T, T) (or (H, T, T)); ``grid`` None is
+    square; ``renormalize`` makes each map sum to one over the patches."""
     single = attn.dim() == 3
     if single:
         attn = attn.unsqueeze(0)
@@ -85,19 +73,9 @@ def query_attention(attn: torch.Tensor,
                     query: Sequence[int],
                     grid: Optional[Sequence[int]] = None,
                     num_extra_tokens: int = 1) -> torch.Tensor:
-    """Attention of the patch at ``query = (row, col)`` to the patches,
-    renormalised to sum to one over the patch keys (the class token is no
-    part of the image region; DINO's attention thresholding does the same).
-
-    Args:
-        attn: (B, H, T, T) (or (H, T, T)) probabilities.
-        query: (row, column) of the query patch in the (h, w) grid.
-        grid: (h, w) patches; None for a square grid.
-        num_extra_tokens: tokens before the patches.
-
-    Returns:
-        (B, H, h, w) (or (H, h, w)) maps.
-    """
+    """(B, H, h, w) (or (H, h, w)) attention of the patch at ``query = (row,
+    col)`` to the patches, renormalised over the patch keys (as DINO's
+    attention thresholding)."""
     single = attn.dim() == 3
     if single:
         attn = attn.unsqueeze(0)
@@ -119,13 +97,8 @@ def mass_region(weights: torch.Tensor, mass: float = 0.1) -> torch.Tensor:
     sum reaches ``mass * total`` (RC-MAE Fig. 4 with ``mass=0.1``: "attention
     maps obtained by thresholding 10 % mass of the query patch").
 
-    Args:
-        weights: (..., h, w) non-negative maps (e.g. :func:`query_attention`);
-            each map is one region.
-        mass: the fraction of each map's total to hold, in (0, 1].
-
-    Returns:
-        bool tensor shaped like ``weights``.
+    ``weights`` (..., h, w) are non-negative maps; returns a bool tensor
+    shaped like them.
     """
     if not 0 < mass <= 1:
         raise ValueError(f'mass={mass}: choose a fraction in (0, 1].')
@@ -178,14 +151,7 @@ def attention_distance(attn: torch.Tensor,
     uniform attention gives the mean distance between grid cells (self
     pairs included).
 
-    Args:
-        attn: (B, H, T, T) or (H, T, T) probabilities, T = extra + h * w.
-        grid: (h, w) patches.
-        patch_size: patch side in pixels, or (ph, pw).
-        num_extra_tokens: leading tokens that are not patches.
-
-    Returns:
-        (H,) float64 tensor.
+    Returns an (H,) float64 tensor.
     """
     if attn.dim() == 3:
         attn = attn.unsqueeze(0)

@@ -71,16 +71,8 @@ def check_attention_module(attn: nn.Module) -> None:
 
 @torch.no_grad()
 def attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Recompute the attention probabilities of ``attn`` on its input.
-
-    Args:
-        attn: an mmpretrain ``MultiheadAttention``.
-        x: its input (B, T, C), i.e. ``layer.ln1(tokens)``.
-
-    Returns:
-        (B, H, T, T) probabilities; row ``t`` is the distribution of query
-        ``t`` over all T keys (class token included) and sums to one.
-    """
+    """(B, H, T, T) attention probabilities of ``attn`` (an mmpretrain
+    ``MultiheadAttention``) recomputed on its input ``x`` (B, T, C)."""
     check_attention_module(attn)
     batch, tokens, _ = x.shape
     qkv = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads,
@@ -131,17 +123,8 @@ class AttentionRecorder:
 @torch.no_grad()
 def attention_maps(encoder: nn.Module,
                    images: torch.Tensor) -> List[torch.Tensor]:
-    """Attention probabilities of every block on whole images.
-
-    Args:
-        encoder: a ViT encoder (eval mode is the caller's choice; the
-            analysis tools use eval mode, i.e. no drop path).
-        images: normalised (B, 3, H, W) batch.
-
-    Returns:
-        list over layers of (B, H, T, T) tensors, T = extra tokens (the class
-        token, first) + patches in raster order.
-    """
+    """Per block, the (B, H, T, T) attention probabilities of ``encoder`` on
+    whole ``images`` (class token first, then patches in raster order)."""
     with AttentionRecorder(encoder) as recorder:
         run_encoder(encoder, images)
     if any(m is None for m in recorder.maps):
@@ -178,11 +161,7 @@ class AttentionCapture:
         ...     tokens = student.encode_patches(x, ids, keep_cls=True)
         >>> capture.logits[0]  # (B, H, T, T), part of the autograd graph
 
-    Args:
-        encoder: an mmpretrain ViT encoder (``encoder.layers[i].attn`` is a
-            ``MultiheadAttention``).
-        layers: block indices to capture (negative counts from the end);
-            empty captures nothing (the encoder runs as usual).
+    ``layers`` may count from the end; empty captures nothing.
     """
 
     def __init__(self, encoder: nn.Module, layers: Sequence[int]) -> None:
