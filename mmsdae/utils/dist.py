@@ -1,18 +1,12 @@
 """Multi-process launch that follows the device: NCCL on GPU, gloo on CPU.
 
-``tools/dist_train.sh`` (torchrun) and ``tools/slurm_train.sh`` (srun) start
-``tools/train.py --launcher pytorch|slurm`` once per process. MMEngine's own
-initialisation (``mmengine.dist.init_dist``) is written for GPUs: it calls
-``torch.cuda.set_device`` before creating the process group and, for Slurm
-without ``SLURM_LOCALID``, divides by the GPU count, so on a machine without
-CUDA it fails. And ``Runner.wrap_model`` always passes
-``device_ids=[LOCAL_RANK]`` to DistributedDataParallel, which DDP refuses for
-a CPU module. :func:`setup_distributed` therefore, on a CPU-only machine,
-creates the gloo process group itself (``Runner.setup_env`` skips
-``init_dist`` when a group already exists) and wraps the model without
-``device_ids``. With CUDA, MMEngine's normal NCCL path is left alone; only
-the environment is checked first, so a missing variable gives a message
-instead of a ``KeyError: 'RANK'`` deep in MMEngine.
+MMEngine's ``init_dist`` and ``Runner.wrap_model`` assume CUDA
+(``torch.cuda.set_device``, ``device_ids=[LOCAL_RANK]``). On a CPU-only
+machine :func:`setup_distributed` creates the gloo group itself (then
+``Runner.setup_env`` skips ``init_dist``) and wraps the model without
+``device_ids``; with CUDA MMEngine's path is kept, after checking that the
+launcher's environment (``tools/dist_train.sh``, ``tools/slurm_train.sh``)
+is complete.
 """
 import datetime
 import logging
@@ -84,14 +78,8 @@ def first_slurm_host(nodelist: str) -> str:
 
 def dist_env(launcher: str,
              environ: Optional[Mapping[str, str]] = None) -> DistEnv:
-    """Read rank, world size, local rank and master address of this process
-    from the variables torchrun (``launcher='pytorch'``) or srun
-    (``'slurm'``) sets.
-
-    Raises:
-        DistEnvError: naming the missing or bad variables and the script
-            that sets them.
-    """
+    """This process's place in the job, from the variables torchrun
+    (``launcher='pytorch'``) or srun (``'slurm'``) sets."""
     environ = os.environ if environ is None else environ
     if launcher == 'pytorch':
         fix = ('start the job with `bash tools/dist_train.sh CONFIG '
@@ -130,15 +118,10 @@ def setup_distributed(cfg, launcher: str) -> Optional[DistEnv]:
     """Prepare a ``--launcher pytorch|slurm`` run; call before the Runner
     is built.
 
-    - ``'none'`` started by torchrun with several processes: refused (every
-      process would train alone into the same work_dir);
-    - pytorch / slurm: the environment is checked (:func:`dist_env`);
-    - with CUDA: nothing else, MMEngine initialises NCCL;
-    - without CUDA: the gloo process group is created here, and
-      ``cfg.env_cfg.dist_cfg.backend`` and ``cfg.model_wrapper_cfg`` are set
-      to match (DDP without ``device_ids``). ``find_unused_parameters``
-      stays False unless the config asks: the EMA teacher has
-      ``requires_grad=False``, so it is not among DDP's parameters.
+    ``'none'`` under a multi-process torchrun is refused (each process
+    would train alone into one work_dir); otherwise the environment is
+    checked and, without CUDA, the gloo group is created and ``cfg``'s
+    ``dist_cfg`` / ``model_wrapper_cfg`` set to match.
 
     Returns the :class:`DistEnv` for pytorch / slurm, else None.
     """
