@@ -37,21 +37,9 @@ class HybridDistill(FrozenTeacherSelfSupervisor):
     redundancy score, schedule, ``teacher_m_input``) are listed in
     ``configs/hybrid_distill/README.md``.
 
-    One step (:meth:`loss`):
-
-    1. teacher pass (:meth:`teacher_pass`): T_c encodes the whole image:
-       final tokens (B, 1 + N, C_c) and, when masking, the redundancy score
-       of every patch; with ``teacher_m_input='full'`` T_m's attention
-       logits over every token too;
-    2. token selection (:meth:`select_tokens`): the ``k`` most redundant
-       patches are masked, ``k`` from the schedule at the training progress
-       (epoch / max_epochs); T_m's relations over the kept tokens
-       (:meth:`relation_targets`);
-    3. student pass (:meth:`student_pass`): the student encodes the class
-       token and the kept patches; its attention logits at
-       ``relation_layers`` are captured;
-    4. losses (:meth:`distill_losses`): the two heads, against T_c's tokens
-       at the same positions and T_m's relations.
+    One step (:meth:`loss`): 1. :meth:`teacher_pass`, 2.
+    :meth:`select_tokens` and :meth:`relation_targets`, 3.
+    :meth:`student_pass`, 4. :meth:`distill_losses`.
 
     Args:
         backbone (dict): the student, :class:`SdAEViT` (its ``mask_ratio``

@@ -29,26 +29,12 @@ class G2SDMaskRCNN(FrozenTeacherHolderMixin, MaskRCNN):
     ``beta = 0.1``, ``r(i) = min(i / 500, 1)`` at (0-based) iteration ``i``
     (:func:`distill_warmup_factor`),
 
-    * ``L_GT``: the student's own Mask R-CNN losses (RPN, box, mask);
-    * ``L_FPN``: for each FPN level a 3x3 convolution (the "adapter", no
-      activation; ``ADAP(in=256, out=256, num=5, kernel=3)``) maps the
-      student's feature, and its squared error to the teacher's FPN
-      feature is weighted by the teacher's RPN objectness (sigmoid, maximum
-      over the anchors of each position);
-    * ``L_head``: the binary cross-entropy between the student's and the
-      teacher's RPN objectness, weighted the same way
-      (:func:`objectness_weighted_distillation`; the "feature richness"
-      weighting of Du et al. 2021, the supplementary's [2]).
-
-    The teacher (``teacher``: a :class:`FrozenTeacher` with a whole mmdet
-    ``model``, e.g. a ViT-B Mask R-CNN fine-tuned with
-    ``configs/sdae/benchmarks/mask-rcnn_vit-base-p16_fpn_lsj-8xb2-100e_coco
-    .py``, loaded from that run's checkpoint) runs in eval mode on the
-    student's (normalized, padded) batch: its backbone, FPN and RPN head
-    only. It needs the same pyramid as the student (levels, strides,
-    anchors per position); the FPN widths may differ (the adapter maps the
-    student's to the teacher's). Test-time prediction is the student's
-    alone.
+    ``L_GT`` the student's Mask R-CNN losses, ``L_FPN`` / ``L_head`` as in
+    :func:`objectness_weighted_distillation`, the student's FPN features
+    first mapped by a 3x3 conv per level (the released ``ADAP`` adapter).
+    The teacher runs its backbone, FPN and RPN head on the student's batch;
+    it needs the same pyramid (the FPN widths may differ). Prediction is the
+    student's alone.
 
     Args:
         teacher (dict): the :class:`FrozenTeacher` config, ``dict(

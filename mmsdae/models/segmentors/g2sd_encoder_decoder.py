@@ -32,12 +32,9 @@ class G2SDEncoderDecoder(FrozenTeacherHolderMixin, EncoderDecoder):
     (``distill_cwd.py``) sets the weight to 10; the default follows the
     supplementary (3).
 
-    The teacher (``teacher``: a :class:`FrozenTeacher` with a whole mmseg
-    ``model``, e.g. a ViT-B UperNet fine-tuned with
-    ``configs/sdae/benchmarks/upernet_vit-base-p16_8xb2-160k_ade20k-512x512
-    .py``) runs in eval mode on the student's batch (backbone, neck,
-    decode head; not its auxiliary head). It needs the same classes and
-    output stride. Test-time prediction is the student's alone.
+    The teacher (a :class:`FrozenTeacher` with a whole mmseg ``model``)
+    runs backbone, neck and decode head on the student's batch; it needs
+    the same classes and output stride. Prediction is the student's alone.
 
     Args:
         teacher (dict): the :class:`FrozenTeacher` config, ``dict(
