@@ -16,22 +16,10 @@ class FrozenTeacherSelfSupervisor(FrozenTeacherHolderMixin,
 
     The student is ``backbone`` / ``neck`` / ``head`` as in
     :class:`BaseSelfSupervisor`; each teacher is a :class:`FrozenTeacher`
-    added with :meth:`add_teacher` (built and loaded from its local file
-    when the algorithm is built, so a bad teacher file fails before
-    training). What holding the teachers means is shared with the task
-    models of G2SD's specific distillation
-    (:class:`FrozenTeacherHolderMixin`): the teachers
-
-    - are left out of :meth:`init_weights` (the student draws the same
-      random numbers as without them, and no initializer overwrites the
-      loaded weights);
-    - have ``requires_grad=False`` and stay in eval mode: never in the
-      optimizer (``TrainableOptimWrapperConstructor``), never reduced by
-      DDP, no drop path;
-    - are not saved in the run's checkpoints (only a fingerprint; see
-      :class:`FrozenTeacher`): resuming reloads them from their files;
-    - run through :meth:`run_teacher`
-      (:mod:`mmsdae.models.utils.teacher_forward`).
+    (frozen, never saved: see :mod:`mmsdae.models.utils.frozen_teacher`)
+    added with :meth:`add_teacher`, so a bad teacher file fails at build
+    time, held as in :class:`FrozenTeacherHolderMixin` and run through
+    :meth:`run_teacher`.
 
     Args:
         teacher_amp_dtype (str, optional): the teachers' autocast dtype under

@@ -23,11 +23,8 @@ class DistillImageClassifier(FrozenTeacherHolderMixin, ImageClassifier):
     teacher (``teacher``: a :class:`FrozenTeacher` with ``backbone`` and
     ``head``, e.g. an MAE ViT-B fine-tuned on ImageNet, the official
     ``mae_finetuned_vit_base.pth`` in timm layout) classifies the images
-    the student sees, *after* mixup / cutmix (the data preprocessor's batch
-    augments), as the released ``engine_finetune_dis.py`` does. It is
-    loaded when the model is built, never trained, never in the optimizer,
-    never saved (see :class:`FrozenTeacher`); test-time prediction does not
-    run it.
+    the student sees, *after* mixup / cutmix, as the released
+    ``engine_finetune_dis.py`` does; test-time prediction does not run it.
 
     Args:
         teacher (dict): the :class:`FrozenTeacher` config (``checkpoint``,

@@ -22,16 +22,9 @@ def decoder_hidden_states(decoder: nn.Module,
     (teacher, after ``suplayer`` = 4 blocks) and its student features (all
     blocks) at this point.
 
-    Args:
-        decoder: an ``MAEPretrainDecoder`` (or :class:`MAEFeatureDecoder`).
-        latent: encoder output of the visible patches, (B, 1 + n, C_enc),
-            class token first.
-        ids_restore: (B, N), un-shuffles ``cat(visible, masked)`` to raster
-            order.
-        num_blocks: how many decoder blocks to run; ``None``: all.
-
-    Returns:
-        (B, 1 + N, C_dec) hidden states, class token first.
+    ``latent`` (B, 1 + n, C_enc) and ``ids_restore`` (B, N) as the MAE
+    encoder gives them; ``num_blocks=None`` runs all. Returns
+    (B, 1 + N, C_dec).
     """
     blocks = decoder.decoder_blocks
     if num_blocks is None:
