@@ -1,39 +1,16 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Make MMEngine checkpoints loadable with ``torch.load(weights_only=True)``.
 
-Since PyTorch 2.6 ``torch.load`` defaults to ``weights_only=True``. MMEngine
-0.10.x calls ``torch.load(filename, map_location=...)`` without the argument,
-so resuming a run fails with::
-
-    _pickle.UnpicklingError: Weights only load failed ... Unsupported global:
-    GLOBAL mmengine.logging.history_buffer.HistoryBuffer
-
-because a checkpoint's ``message_hub`` state holds ``HistoryBuffer`` objects
-(numpy arrays inside) and numpy scalars (e.g. ``runtime_info['eta']``).
-
-Rather than switching ``weights_only`` off,
-:func:`allow_mmengine_checkpoint_globals` allow-lists exactly the globals
-such checkpoints contain. The list was found empirically by training a toy
-:class:`mmengine.runner.Runner` and running
-``torch.serialization.get_unsafe_globals_in_checkpoint`` on its checkpoints,
-then loading them until no ``UnpicklingError`` remained:
-
-* ``mmengine.logging.history_buffer.HistoryBuffer``;
-* ``builtins.getattr``: ``HistoryBuffer.__getstate__`` stores its class-level
-  ``_statistics_methods`` dict, whose functions (``HistoryBuffer.min`` ...)
-  pickle (protocol 2) as ``getattr(HistoryBuffer, 'min')``. The real
-  ``getattr`` is NOT allow-listed: the name is mapped to a shim that only
-  resolves those statistics methods on ``HistoryBuffer`` and refuses
-  everything else;
-* numpy: ``multiarray._reconstruct``, ``ndarray``, ``dtype`` (arrays),
-  ``multiarray.scalar`` (scalars such as ``np.float64``), and the dtype
-  classes of float64, float32, int64, int32 and bool
-  (``numpy.dtypes.Float64DType`` ...), which ``BUILD`` needs when a dtype's
-  state is restored (``get_unsafe_globals_in_checkpoint`` does not list
-  them: they never appear as a GLOBAL). numpy 2 pickles refer to
-  ``numpy._core``, numpy 1 pickles to ``numpy.core``; both names are
-  registered, whichever numpy is installed, so checkpoints written with
-  either major version load.
+MMEngine 0.10.x calls ``torch.load`` without ``weights_only``, which
+PyTorch >= 2.6 defaults to True, so resuming fails on the
+``HistoryBuffer`` objects and numpy values of a checkpoint's
+``message_hub``. :func:`allow_mmengine_checkpoint_globals` allow-lists
+exactly the globals such checkpoints hold (found with
+``torch.serialization.get_unsafe_globals_in_checkpoint`` on a toy
+Runner's checkpoints): ``HistoryBuffer``; ``builtins.getattr`` mapped to a
+shim that only resolves ``HistoryBuffer``'s statistics methods; numpy's
+array / scalar reconstructors and the dtype classes ``BUILD`` needs, under
+both the numpy 2 (``numpy._core``) and numpy 1 (``numpy.core``) names.
 """
 import importlib
 import pickle
