@@ -1,15 +1,8 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-"""A procedural task where the class is the *shape* and nothing else.
-
-In :class:`~mmsdae.datasets.procedural.ShapesGenerator` the class is a
-(shape, colour family) pair, so a colour histogram, and a randomly
-initialised ViT, already separate most classes. Here the foreground colour,
-its texture, the background, the clutter, the scale, the aspect ratio, the
-position and the rotation are all random and independent of the class:
-only the outline of the large foreground shape tells the classes apart, so
-a representation has to encode shape to classify these images.
-:mod:`mmsdae.analysis.learning_signal` measures that raw pixels and a random
-ViT stay weak on this task while pre-trained encoders do better.
+"""A procedural task where the class is the *shape* and nothing else
+(colour, texture, background, clutter, scale, aspect, position and rotation
+are random), so colour histograms and random ViTs stay weak on it
+(:mod:`mmsdae.analysis.learning_signal`).
 """
 import math
 from typing import Tuple
@@ -42,21 +35,9 @@ TASK_SHAPE_TEXTURES = ('solid', 'gradient')
 class ShapeTaskGenerator(ShapesGenerator):
     """Deterministic images whose class is the foreground shape only.
 
-    Class ``c`` shows ``SHAPE_TYPES[c]`` (ellipse, rectangle, triangle,
-    star, cross). Everything else is drawn independently of the class from
-    ``numpy.random.default_rng([seed, index])``: a muted smooth background
-    (gradient or smooth noise), 0-2 small muted clutter shapes of random
-    types (the class shapes too) and textures, the foreground in two
-    colours of any hue (solid or gradient fill), rotated, stretched (aspect
-    0.6-1.6), scaled (half size 0.25-0.38 of the image) and centred anywhere
-    in the central 40 %, and pixel noise; nothing occludes it. Image
-    ``index`` is a pure function of
-    ``(seed, index, image_size, num_classes)``.
-
-    Args:
-        image_size (int): Height and width. Defaults to 64.
-        num_classes (int): Number of classes, at most 5. Defaults to 5.
-        seed (int): Non-negative seed of the collection. Defaults to 0.
+    Class ``c`` shows ``SHAPE_TYPES[c]``; everything else (the ``TASK_*``
+    ranges above) is drawn independently of the class from
+    ``default_rng([seed, index])``; nothing occludes the shape.
     """
 
     MAX_NUM_CLASSES = len(SHAPE_TYPES)
@@ -68,8 +49,8 @@ class ShapeTaskGenerator(ShapesGenerator):
         if not 1 <= num_classes <= self.MAX_NUM_CLASSES:
             raise ValueError(
                 f'num_classes must be in [1, {self.MAX_NUM_CLASSES}] (one '
-                f'class per shape type {SHAPE_TYPES}), but got '
-                f'{num_classes!r}. Use num_classes=5.')
+                f'per shape type), but got {num_classes!r}: use '
+                'num_classes=5.')
         super().__init__(
             image_size=image_size, num_classes=num_classes, seed=seed)
 
