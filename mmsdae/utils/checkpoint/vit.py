@@ -59,17 +59,8 @@ def interpolate_pos_embed(
     """Resize the patch-grid part of a ``(1, extra + h * w, C)`` pos_embed.
 
     MAE's ``interpolate_pos_embed``: the ``num_extra_tokens`` leading rows
-    (the class token's) are kept, the grid rows are resized bicubically
-    (``align_corners=False``). The same grid returns ``pos_embed`` as is.
-
-    Args:
-        pos_embed: (1, extra + h * w, C).
-        new_grid: target ``(H, W)`` or side ``S`` of a square grid.
-        num_extra_tokens: leading non-grid rows.
-        old_grid: ``(h, w)``; inferred as a square grid when omitted.
-
-    Raises:
-        ValueError: for a tensor that is no such pos_embed.
+    are kept, the grid rows resized bicubically (``align_corners=False``)
+    to ``new_grid`` (``(H, W)`` or a side); ``old_grid`` defaults to square.
     """
     if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
         raise ValueError('pos_embed must have shape (1, tokens, channels), '
@@ -105,18 +96,11 @@ def interpolate_pos_embed(
 def check_consistency(state: StateDict, prefix: str = 'backbone.') -> dict:
     """Check that ``state`` is one complete mmpretrain ViT; infer its arch.
 
-    Checks the block indices are 0..L-1 with every block's weights present,
-    and each tensor's shape against the width D of the patch projection and
-    the MLP width F (e.g. ``attn.qkv.weight`` is (3D, D)).
-
-    Returns:
-        dict: ``embed_dims``, ``num_layers``, ``feedforward_channels``,
-        ``patch_size`` (kernel (h, w)), ``grid`` (pos_embed grid (h, w), or
-        None when not square), ``num_extra_tokens``, ``final_norm``
-        (``ln1`` present), ``extra_keys`` (keys that are no ViT tensor).
-
-    Raises:
-        ValueError: listing every problem found.
+    Blocks must be 0..L-1 with all weights, every shape must fit the width
+    D of the patch projection and the MLP width F (``_BLOCK_TENSORS``); a
+    ValueError lists every problem. Returns ``embed_dims``, ``num_layers``,
+    ``feedforward_channels``, ``patch_size``, ``grid`` (None when not
+    square), ``num_extra_tokens``, ``final_norm`` and ``extra_keys``.
     """
     vit = {
         k[len(prefix):]: v
@@ -211,27 +195,12 @@ def check_against_backbone(state: StateDict,
                            prefix: str = 'backbone.',
                            allow_missing: bool = False,
                            resize_pos_embed: bool = False) -> dict:
-    """Compare ``state`` with what ``backbone.load_state_dict`` expects.
-
-    Mirrors loading with ``init_cfg=dict(type='Pretrained', prefix=prefix)``:
-    the keys under ``prefix`` are matched with ``backbone.state_dict()``.
-
-    Returns:
-        dict: ``target`` (class name), ``matched`` (number of keys loaded),
-        ``missing`` (backbone keys the checkpoint lacks; only
-        :data:`OPTIONAL_TARGET_KEYS` that the backbone trains, unless
-        ``allow_missing``),
-        ``unexpected`` (checkpoint keys the backbone has no use for, e.g.
-        ``ln1.*`` for ``final_norm=False``), ``notes``.
-
-    Raises:
-        ValueError: on any shape mismatch (key, source and target shape; a
-            pos_embed grid mismatch says to pass --interpolate-pos-embed,
-            unless ``resize_pos_embed``: the mmpretrain ViT resizes a
-            different grid itself when it loads the weights),
-            when no key matches, or when other keys are missing (e.g. fewer
-            blocks than the backbone) unless ``allow_missing``.
-    """
+    """Match the keys of ``state`` under ``prefix`` with
+    ``backbone.state_dict()``, as ``init_cfg=dict(type='Pretrained',
+    prefix=prefix)`` loads them: a shape mismatch (a pos_embed grid only
+    without ``resize_pos_embed``), no match, or a missing key the backbone
+    does not train (unless ``allow_missing``) is a ValueError. Returns
+    ``target``, ``matched``, ``missing``, ``unexpected`` and ``notes``."""
     source = {
         k[len(prefix):]: v
         for k, v in state.items() if k.startswith(prefix)
@@ -321,19 +290,9 @@ def backbone_grid(backbone: nn.Module) -> Optional[Grid]:
 
 
 def build_backbone_from_config(config) -> nn.Module:
-    """Build ``model.backbone`` of a config file, as its runner would.
-
-    ``config`` is a file name or an ``mmengine.Config``. Imports the
-    config's ``custom_imports`` and builds under its
-    ``default_scope``, so cross-scope types such as
-    ``'mmpretrain.VisionTransformer'`` in an mmdet / mmseg config resolve
-    (MMEngine imports ``<scope>.registry`` on demand). ``init_cfg`` is
-    dropped: nothing is loaded.
-
-    Raises:
-        FileNotFoundError: if the config does not exist.
-        ValueError: if it has no ``model.backbone`` or building fails.
-    """
+    """``model.backbone`` of a config (file or ``Config``) built as its
+    runner would (``custom_imports``, ``default_scope``), without
+    ``init_cfg``."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
     from mmengine.utils import import_modules_from_strings
