@@ -139,12 +139,7 @@ def convert_checkpoint(
             ``feature_encoder``, else the method's choice; DINO's teacher).
             For the timm format pick a sub-module with ``src_prefix``.
 
-    Returns:
-        ``(state, report)``: the ``backbone.*`` tensors and a
-        :class:`ConversionReport`.
-
-    Raises:
-        ValueError / KeyError: naming the problem (see the steps).
+    Returns ``(backbone.* tensors, ConversionReport)``.
     """
     if src_format not in ('auto', ) + FORMATS:
         raise ValueError(f'src_format={src_format!r}: choose auto or one of '

@@ -130,28 +130,17 @@ def timm_head_to_mmpretrain(
 def timm_to_mmpretrain(
         state_dict: StateDict,
         allow_unknown: bool = False) -> Tuple[StateDict, List[str], List[str]]:
-    """Rename a timm / MAE ViT state dict to mmpretrain VisionTransformer.
-
-    Tensors are not copied or changed (timm's fused ``qkv`` and
-    mmpretrain's share the layout).
-
-    Returns:
-        ``(converted, ignored, dropped_unknown)``: mmpretrain-named tensors,
-        the known-irrelevant keys left out (:data:`TIMM_IGNORED`) and the
-        unknown keys dropped because of ``allow_unknown``.
-
-    Raises:
-        KeyError: naming the unknown keys, unless ``allow_unknown``.
-        ValueError: if no ViT key was found.
-    """
+    """``(converted, ignored, dropped_unknown)``: a timm / MAE ViT state
+    dict renamed to mmpretrain names (tensors unchanged: the fused ``qkv``
+    layouts agree), the :data:`TIMM_IGNORED` keys, and the unknown keys
+    dropped with ``allow_unknown`` (else a KeyError)."""
     converted, rest = rename(state_dict, _TIMM_RULES)
     ignored = [k for k in rest if TIMM_IGNORED.match(k)]
     unknown = [k for k in rest if not TIMM_IGNORED.match(k)]
     if unknown and not allow_unknown:
         raise KeyError(
             f'{len(unknown)} unknown key(s) in the timm-format checkpoint: '
-            f'{list_keys(unknown)}. They are neither ViT encoder keys nor '
-            'known decoder / head keys: pick the encoder sub-module with '
+            f'{list_keys(unknown)}. Pick the encoder sub-module with '
             '--src-prefix, or pass --allow-unknown to drop them.')
     if not converted:
         raise ValueError(
@@ -163,18 +152,9 @@ def timm_to_mmpretrain(
 
 def dino_to_timm(state: StateDict,
                  branch: str = 'teacher') -> Tuple[StateDict, List[str]]:
-    """DINO's full checkpoint (unwrapped: ``teacher.backbone.*``,
-    ``student.module.backbone.*``, heads, ``dino_loss.center``) -> the
-    ``branch`` backbone in timm names, as DINO's own
-    ``load_pretrained_weights`` strips ``module.`` and ``backbone.``.
-
-    Returns:
-        ``(backbone, ignored)``: timm-named tensors and the other keys (the
-        other branch, the DINO projection heads, the loss centre).
-
-    Raises:
-        ValueError: for an unknown ``branch`` or one the file lacks.
-    """
+    """``(backbone, ignored)``: the ``branch`` backbone of an unwrapped DINO
+    full checkpoint in timm names (as DINO's ``load_pretrained_weights``
+    strips ``module.`` and ``backbone.``), and the other keys."""
     if branch not in DINO_PREFIXES:
         raise ValueError(f'DINO branch {branch!r}: choose one of '
                          f'{sorted(DINO_PREFIXES)}.')
@@ -206,12 +186,8 @@ def is_dino(state: StateDict) -> bool:
 
 
 def detect_format(state: StateDict) -> str:
-    """``'mmsdae'``, ``'timm'`` or ``'dino'``, from the key names.
-
-    Raises:
-        ValueError: if no layout, or both an mmsdae and a timm one, is
-            found; the message says which option picks one.
-    """
+    """``'mmsdae'``, ``'timm'`` or ``'dino'``, from the key names; none or
+    an ambiguous mix is a ValueError naming the option that picks one."""
     mmsdae = any(
         k.split('.', 1)[0] in ('backbone', 'teacher')
         and MMPRETRAIN_VIT.match(k.split('.', 1)[-1]) for k in state)
@@ -238,14 +214,8 @@ def detect_format(state: StateDict) -> str:
 
 
 def extract_encoder(state_dict: StateDict, encoder: str = 'student') -> dict:
-    """Keys of ``encoder`` of an mmsdae checkpoint renamed to ``backbone.*``
-    (the student lives under ``backbone.``, the EMA teacher under
-    ``teacher.``).
-
-    Raises:
-        ValueError: for an unknown ``encoder``.
-        KeyError: if the checkpoint has no keys of that encoder.
-    """
+    """Keys of ``encoder`` (:data:`ENCODER_PREFIXES`) of an mmsdae
+    checkpoint renamed to ``backbone.*``."""
     if encoder not in ENCODER_PREFIXES:
         raise ValueError(f'encoder={encoder!r}: choose one of '
                          f'{sorted(ENCODER_PREFIXES)}.')
@@ -297,13 +267,9 @@ def convert_encoder(state: StateDict,
                     encoder: str = 'student',
                     allow_unknown: bool = False
                     ) -> Tuple[StateDict, List[str], List[str]]:
-    """One encoder of ``state`` in mmpretrain ViT names (no prefix), by the
-    converter of ``src_format`` (:data:`FORMATS`); ``encoder`` is the
-    student or the teacher of an mmsdae / DINO checkpoint.
-
-    Returns:
-        ``(encoder_state, ignored, dropped_unknown)``.
-    """
+    """``(encoder_state, ignored, dropped_unknown)``: the student or teacher
+    ``encoder`` of ``state`` in mmpretrain ViT names, by the converter of
+    ``src_format`` (:data:`FORMATS`)."""
     if src_format not in CONVERTERS:
         raise ValueError(f'src_format={src_format!r}: choose auto or one of '
                          f'{FORMATS}.')
