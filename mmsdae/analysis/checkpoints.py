@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.utils.vit import to_pair
 from ..utils.checkpoint import load_checkpoint_file
 from ..utils.constants import IMAGE_EXTENSIONS
 
@@ -128,12 +129,6 @@ def _check_encoder_weights(model: nn.Module, state_dict: Dict, attribute: str,
             'with.')
 
 
-def _as_pair(value) -> Tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
 def _squeeze_pair(pair: Tuple[int, int]) -> Union[int, Tuple[int, int]]:
     return pair[0] if pair[0] == pair[1] else tuple(pair)
 
@@ -174,8 +169,8 @@ def encoder_info(encoder: nn.Module) -> dict:
     if layers is None or not len(layers) or not hasattr(layers[0], 'attn'):
         raise TypeError(f'{type(encoder).__name__} is not a ViT with '
                         '`layers[i].attn`.')
-    patch = _as_pair(encoder.patch_embed.projection.kernel_size)
-    grid = _as_pair(encoder.patch_resolution)
+    patch = to_pair(encoder.patch_embed.projection.kernel_size)
+    grid = to_pair(encoder.patch_resolution)
     return dict(
         encoder_type=type(encoder).__name__,
         patch_size=_squeeze_pair(patch),
@@ -352,7 +347,7 @@ def load_images(images: Optional[str] = None,
 
     if int(num_images) < 1:
         raise ValueError(f'num_images must be >= 1, got {num_images}.')
-    size = _as_pair(img_size)
+    size = to_pair(img_size)
     if images is None:
         side = max(size)
         generator = ShapesGenerator(
