@@ -52,24 +52,13 @@ class SafeLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that skips (and counts) or rejects, by config,
     a file that cannot be read or decoded.
 
-    With ``on_error='skip'`` the transform logs a warning naming the file,
-    adds one to :attr:`skipped` and returns ``None``; in training, MMEngine's
-    ``BaseDataset.__getitem__`` then loads another random image instead
-    (``max_refetch`` times at most). With ``on_error='raise'`` it raises
-    :class:`BadImageError` naming the file and the option. A test-mode
-    dataset refuses ``None``, so evaluation pipelines should keep
-    ``'raise'``.
-
-    ``max_consecutive_errors`` unreadable files in a row in one process
-    stop the run even in skip mode: the data is then not images at all
-    (wrong folder, unmounted disk), and retrying ``max_refetch`` times per
-    sample would only flood the log.
-
-    Args:
-        on_error (str): ``'skip'`` or ``'raise'``. Defaults to ``'skip'``.
-        max_consecutive_errors (int): See above. Defaults to 50.
-        **kwargs: Arguments of :class:`mmcv.transforms.LoadImageFromFile`
-            (``ignore_empty`` is not accepted: use ``on_error``).
+    ``on_error='skip'`` logs the file, counts it in :attr:`skipped` and
+    returns ``None`` (MMEngine's dataset then loads another random image;
+    test-mode datasets refuse ``None``, so evaluation keeps ``'raise'``);
+    ``'raise'`` raises :class:`BadImageError`. ``max_consecutive_errors``
+    failures in a row stop the run even when skipping (wrong folder,
+    unmounted disk). Other arguments: as ``LoadImageFromFile``, without
+    ``ignore_empty``.
     """
 
     def __init__(self,

@@ -47,14 +47,9 @@ class NonFiniteLossHook(Hook):
       are removed from the logs, so smoothed losses stay meaningful. More
       than ``max_consecutive_skips`` skips in a row stop the run as above.
 
-    Only the loss is checked: with a finite loss and non-finite gradients,
-    fp16 AMP's dynamic loss scaling skips the step itself; bf16 AMP (no loss
-    scaler) and fp32 training can add ``optim_wrapper.clip_grad``.
-
-    Args:
-        action (str): ``'stop'`` or ``'skip'``. Defaults to ``'stop'``.
-        max_consecutive_skips (int, optional): Skip mode only, see above.
-            None allows any number. Defaults to 10.
+    Only the loss is checked (non-finite gradients: fp16's loss scaler
+    skips the step itself, bf16 / fp32 can add ``optim_wrapper.clip_grad``).
+    ``max_consecutive_skips=None`` allows any number.
     """
 
     priority = 'HIGHEST'  # clean the outputs before RuntimeInfoHook logs them
