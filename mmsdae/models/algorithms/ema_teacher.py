@@ -1,13 +1,6 @@
-"""The EMA teacher that SdAE and RC-MAE share.
-
-Both keep a copy of (part of) the student that never receives gradients and
-follows the student by an exponential moving average, in the same form:
-SdAE Eq. 7 ``phi <- eta * phi + (1 - eta) * theta`` and RC-MAE Eq. 2
-``T <- alpha * T + (1 - alpha) * S``. They differ in which student modules
-are copied (SdAE: the encoder; RC-MAE: encoder and decoder), how often the
-update runs and how the momentum is scheduled (both set by
-:class:`TeacherEMAHook`), and in their losses (the subclasses).
-"""
+"""The EMA teacher that SdAE (Eq. 7) and RC-MAE (Eq. 2) share; they differ
+in the modules copied, the cadence and schedule (:class:`TeacherEMAHook`)
+and the losses (the subclasses)."""
 import copy
 import logging
 from typing import Dict, List, Optional, Tuple, Union
@@ -62,13 +55,9 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
             ``'student'`` or ``'teacher'``.
         teacher_amp_dtype (str, optional): the teacher's autocast dtype
             under AMP (see :class:`TeacherForwardMixin`).
-        compile_blocks (bool | dict): ``torch.compile`` every transformer
-            block of the student encoder and of the teacher encoder
-            (``nn.Module.compile`` in place, so parameter names and
-            checkpoints are unchanged). ``True`` uses the default inductor
-            backend; a dict is passed to ``torch.compile`` (e.g.
-            ``dict(mode='max-autotune')``). Off by default: compilation takes
-            minutes for ViT-B and only pays off on long runs.
+        compile_blocks (bool | dict): ``nn.Module.compile`` every block of
+            the student and teacher encoders (a dict: ``torch.compile``
+            arguments); off by default (minutes to compile a ViT-B).
         Others: as :class:`BaseSelfSupervisor`.
     """
 
@@ -183,12 +172,8 @@ class EMATeacherSelfSupervisor(TeacherForwardMixin, BaseSelfSupervisor):
     @torch.no_grad()
     def momentum_update(self, momentum: float) -> None:
         """``teacher <- momentum * teacher + (1 - momentum) * student``
-        (SdAE Eq. 7 with eta, RC-MAE Eq. 2 with alpha).
-
-        ``momentum`` weights the OLD teacher value (the papers' convention;
-        mmengine's ``ExponentialMovingAverage`` weights the new one).
-        Floating-point buffers are averaged the same way, others copied.
-        """
+        (SdAE Eq. 7, RC-MAE Eq. 2: ``momentum`` weights the OLD value, unlike
+        mmengine's EMA); float buffers averaged, others copied."""
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f'EMA momentum {momentum} is outside [0, 1].')
         for teacher, student in self.teacher_pairs():
