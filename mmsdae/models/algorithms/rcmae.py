@@ -21,10 +21,8 @@ class RCMAE(EMATeacherSelfSupervisor):
       patches; :class:`SdAEViT`, i.e. mmpretrain's ``MAEViT`` plus
       ``encode_patches``) and ``neck`` (mmpretrain's ``MAEPretrainDecoder``,
       pixels of every patch);
-    - teacher: ``teacher`` (encoder) and ``teacher_neck`` (decoder), copies
-      of the whole student updated by EMA after every iteration (Eq. 2;
-      :class:`TeacherEMAHook` with ``update_interval='iter'``), without
-      gradients, in eval mode;
+    - teacher: ``teacher`` and ``teacher_neck``, EMA copies of the whole
+      student (Eq. 2) updated every iteration by :class:`TeacherEMAHook`;
     - loss: :class:`RCMAEHead`, Eq. 6 on the student's masked patches.
 
     Args:
@@ -36,8 +34,7 @@ class RCMAE(EMATeacherSelfSupervisor):
             the one ``tools/model_converters/sdae_to_vit.py`` exports unless
             told otherwise: ``'teacher'`` (the paper's choice, appendix E.2
             / F.1, Table 12) or ``'student'``.
-        teacher_amp_dtype, compile_blocks: the teacher's autocast dtype
-            under AMP and ``torch.compile`` of the encoder blocks, see
+        teacher_amp_dtype, compile_blocks: see
             :class:`EMATeacherSelfSupervisor`.
         Others: as :class:`BaseSelfSupervisor`.
     """

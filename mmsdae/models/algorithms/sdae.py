@@ -18,10 +18,8 @@ class SdAE(EMATeacherSelfSupervisor):
       ``neck`` (mmpretrain's ``MAEPretrainDecoder`` with
       ``predict_feature_dim`` = encoder width) predicts teacher features at
       every position.
-    - teacher: ``self.teacher``, a copy of the student encoder made after
-      weight initialization, without gradients and always in eval mode (no
-      drop path). It is updated only by ``momentum_update`` (Eq. 7, shared
-      with RC-MAE in :class:`EMATeacherSelfSupervisor`), called by
+    - teacher: ``self.teacher``, the EMA copy of the student encoder
+      (:class:`EMATeacherSelfSupervisor`, Eq. 7), updated by
       :class:`SdAETeacherEMAHook`.
     - teacher input: see :class:`TeacherInput` (multi-fold masking, Sec. 2.2).
     - ``head`` (:class:`SdAEHead`) normalizes the teacher features (Eq. 3)
@@ -35,8 +33,7 @@ class SdAE(EMATeacherSelfSupervisor):
         feature_encoder (str): the encoder :meth:`extract_feat` uses and
             downstream tasks get, ``'student'`` (default, Sec. 4.4) or
             ``'teacher'``.
-        teacher_amp_dtype, compile_blocks: the teacher's autocast dtype
-            under AMP and ``torch.compile`` of the encoder blocks, see
+        teacher_amp_dtype, compile_blocks: see
             :class:`EMATeacherSelfSupervisor`.
     """
 
