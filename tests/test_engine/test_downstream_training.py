@@ -4,10 +4,8 @@ metrics (mmpretrain Accuracy, mmdet CocoMetric via pycocotools, mmseg
 IoUMetric)."""
 import copy
 import importlib.util
-import json
 import math
 import os.path as osp
-import shutil
 
 import pytest
 from mmengine.config import Config
@@ -172,12 +170,11 @@ LEARN = {
 # tools/run_downstream_demo.sh
 # The UperNet learning run from a random encoder scores 10.1 mIoU on the 16
 # held-out images (11.5 from the SdAE demo encoder); trained on labels
-# shifted by one class it scores 0.4. The Mask R-CNN run from a random
-# encoder scores 0.092 box AP50 on them (bit-identical in two runs; box AP
-# 0.013, too close to zero to guard); trained with the five shape
-# categories permuted it scores 0.017.
+# shifted by one class it scores 0.4. The Mask R-CNN run is not guarded:
+# from a random encoder its held-out box AP50 was 0.092 with one thread and
+# 0.018 with two (the fresh-clone CI), while trained with the five shape
+# categories permuted it scored 0.017: no floor separates them.
 SEG_FLOOR = 5.0
-DET_FLOOR = 0.04  # coco/bbox_mAP_50
 
 
 @pytest.fixture(scope='session')
@@ -222,27 +219,3 @@ def test_learning_floor_catches_a_wrong_label_mapping(tiny_learn_data,
     metrics, _ = train_and_test(cfg)
     assert float(metrics['mIoU']) < SEG_FLOOR, metrics
 
-
-@pytest.mark.slow
-def test_tiny_mask_rcnn_learns(tiny_learn_data, tmp_path):
-    """The tiny Mask R-CNN's held-out box AP50 clears a floor."""
-    metrics, _ = train_and_test(learn_config('det', tiny_learn_data, tmp_path))
-    assert float(metrics['coco/bbox_mAP_50']) > DET_FLOOR, metrics
-
-
-@pytest.mark.slow
-def test_det_floor_catches_a_wrong_label_mapping(tiny_learn_data, tmp_path):
-    """The same run trained with the training annotations' categories
-    permuted (each shape labelled as the next one) stays under the floor."""
-    root = tmp_path / 'data'
-    shutil.copytree(tiny_learn_data, root)
-    ann = root / 'coco' / 'annotations' / 'instances_train2017.json'
-    coco = json.loads(ann.read_text())
-    ids = sorted({a['category_id'] for a in coco['annotations']})
-    assert len(ids) == 5, ids  # the five shape categories
-    shift = dict(zip(ids, ids[1:] + ids[:1]))
-    for a in coco['annotations']:
-        a['category_id'] = shift[a['category_id']]
-    ann.write_text(json.dumps(coco))
-    metrics, _ = train_and_test(learn_config('det', str(root), tmp_path))
-    assert float(metrics['coco/bbox_mAP_50']) < DET_FLOOR, metrics
