@@ -161,14 +161,17 @@ class ShapesGenerator:
 
     def paint_shape(self, rng: np.random.Generator, canvas: np.ndarray,
                     shape: str, centre: np.ndarray, half_size: float,
-                    colours: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                    colours: Tuple[np.ndarray, np.ndarray],
+                    kind: Optional[str] = None) -> np.ndarray:
         """Paint a rotated, stretched, textured shape in place (``centre``,
-        ``half_size`` in fractions of the image); returns its (H, W) mask."""
+        ``half_size`` in fractions of the image; texture ``kind``, drawn
+        from ``SHAPE_TEXTURES`` if None); returns its (H, W) mask."""
         size = self.image_size
         aspect = math.sqrt(rng.uniform(0.6, 1.6))
         half_axes = (half_size * size * aspect, half_size * size / aspect)
         angle = rng.uniform(0.0, 2.0 * math.pi)
-        kind = SHAPE_TEXTURES[rng.integers(len(SHAPE_TEXTURES))]
+        if kind is None:
+            kind = SHAPE_TEXTURES[rng.integers(len(SHAPE_TEXTURES))]
         cx, cy = centre * size
         # Every shape lies inside the rotated rectangle of these half axes.
         # The centre is inside the image, so the box is never empty.

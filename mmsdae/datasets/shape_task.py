@@ -4,7 +4,6 @@
 are random), so colour histograms and random ViTs stay weak on it
 (:mod:`mmsdae.analysis.learning_signal`).
 """
-import math
 from typing import Tuple
 
 import numpy as np
@@ -12,8 +11,8 @@ from mmpretrain.registry import DATASETS
 
 from .procedural import (CLUTTER_HALF_SIZE, PIXEL_NOISE_STD, SHAPE_TYPES,
                          ProceduralShapesDataset, ShapesGenerator, blend,
-                         clip_span, hsv_colour, muted_colour, shape_mask,
-                         texture_field, uniform_noise)
+                         hsv_colour, muted_colour, texture_field,
+                         uniform_noise)
 
 # Geometry of the class-defining shape, in fractions of the image size
 # (wider ranges than ShapesGenerator's, so position and scale carry no
@@ -74,24 +73,6 @@ class ShapeTaskGenerator(ShapesGenerator):
                               self.image_size)
         return blend(colours, field)
 
-    def paint_textured(self, rng, canvas, shape, centre, half_size, colours,
-                       kind):
-        """:meth:`paint_shape` with the texture ``kind`` imposed."""
-        size = self.image_size
-        aspect = math.sqrt(rng.uniform(0.6, 1.6))
-        half_axes = (half_size * size * aspect, half_size * size / aspect)
-        angle = rng.uniform(0.0, 2.0 * math.pi)
-        cx, cy = centre * size
-        radius = math.hypot(*half_axes)
-        x0, x1 = clip_span(cx - radius, cx + radius, size)
-        y0, y1 = clip_span(cy - radius, cy + radius, size)
-        ys = self._coords[y0:y1, None]
-        xs = self._coords[None, x0:x1]
-        mask = shape_mask(shape, xs - cx, ys - cy, angle, half_axes)
-        field = texture_field(rng, kind, ys, xs, (cx, cy), radius, size)
-        region = canvas[y0:y1, x0:x1]
-        region[mask] = blend(colours, field[mask])
-
     def generate(self, index: int) -> Tuple[np.ndarray, int]:
         """Render image ``index``: ``(uint8 HxWx3 RGB, label)``."""
         rng = self._rng(index)
@@ -106,8 +87,8 @@ class ShapeTaskGenerator(ShapesGenerator):
             hsv_colour(rng.uniform(), rng.uniform(*TASK_SATURATION),
                        rng.uniform(*TASK_VALUE)) for _ in range(2))
         kind = TASK_SHAPE_TEXTURES[rng.integers(len(TASK_SHAPE_TEXTURES))]
-        self.paint_textured(rng, canvas, SHAPE_TYPES[label], centre,
-                            half_size, colours, kind)
+        self.paint_shape(rng, canvas, SHAPE_TYPES[label], centre,
+                         half_size, colours, kind)
         canvas += uniform_noise(rng, (size, size, 3), PIXEL_NOISE_STD)
         image = np.clip(canvas * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
         return image, label
