@@ -1,23 +1,14 @@
 """Small helpers on mmpretrain ViT encoders, shared by the algorithms and
 by the analysis tools (which import them from here, never the reverse)."""
-from typing import Sequence, Tuple, Union
-
 import torch
 from torch import nn
+
+from ...utils.grid import to_pair
 
 __all__ = [
     'to_pair', 'run_encoder', 'encoder_layers', 'check_num_patches',
     'check_same_patches', 'check_width'
 ]
-
-
-def to_pair(value: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    """``7 -> (7, 7)``, ``(7, 5) -> (7, 5)``."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f'expected an int or a pair, got {value!r}.')
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
 
 
 def run_encoder(encoder: nn.Module, images: torch.Tensor):

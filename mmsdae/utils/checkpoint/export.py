@@ -13,11 +13,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from torch import nn
 
+from ..grid import to_pair
 from .files import StateDict, unwrap_state_dict
 from .formats import (FORMATS, convert_encoder, detect_format, list_keys,
                       summarize_keys, top_level)
 from .vit import (Grid, backbone_grid, check_against_backbone,
-                  check_consistency, grid_str, interpolate_pos_embed, pair)
+                  check_consistency, grid_str, interpolate_pos_embed)
 
 @dataclass
 class ConversionReport:
@@ -233,13 +234,13 @@ def _target_grid(arch: dict, backbone: Optional[nn.Module],
             raise ValueError('--patch-size needs --img-size.')
         return None
     kernel = arch['patch_size']
-    patch = pair(patch_size) if patch_size else kernel
+    patch = to_pair(patch_size) if patch_size else kernel
     if patch != kernel:
         raise ValueError(
             f'--patch-size {patch_size} differs from the checkpoint\'s patch '
             f'size {kernel[0]}x{kernel[1]}: a patch projection cannot be '
             'converted to another patch size.')
-    img_h, img_w = pair(img_size)
+    img_h, img_w = to_pair(img_size)
     if img_h % patch[0] or img_w % patch[1]:
         raise ValueError(f'--img-size {img_size} is not divisible by the '
                          f'patch size {patch[0]}x{patch[1]}.')

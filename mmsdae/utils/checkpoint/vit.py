@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..grid import to_pair
 from .files import StateDict
 from .formats import list_keys
 
@@ -65,7 +66,7 @@ def interpolate_pos_embed(
     if pos_embed.dim() != 3 or pos_embed.shape[0] != 1:
         raise ValueError('pos_embed must have shape (1, tokens, channels), '
                          f'got {tuple(pos_embed.shape)}.')
-    new_h, new_w = pair(new_grid)
+    new_h, new_w = to_pair(new_grid)
     num_grid = pos_embed.shape[1] - num_extra_tokens
     if old_grid is None:
         side = math.isqrt(max(num_grid, 0))
@@ -75,7 +76,7 @@ def interpolate_pos_embed(
                 f'{num_extra_tokens} extra token(s), not a square grid: pass '
                 'old_grid.')
         old_grid = (side, side)
-    old_h, old_w = pair(old_grid)
+    old_h, old_w = to_pair(old_grid)
     if old_h * old_w != num_grid:
         raise ValueError(f'old_grid {old_h}x{old_w} does not match the '
                          f'{num_grid} patch positions of pos_embed.')
@@ -280,7 +281,7 @@ def backbone_grid(backbone: nn.Module) -> Optional[Grid]:
     """The patch grid (h, w) of a ViT backbone's pos_embed, if it has one."""
     grid = getattr(backbone, 'patch_resolution', None)
     if grid is not None:
-        return pair(grid)
+        return to_pair(grid)
     pos_embed = getattr(backbone, 'pos_embed', None)
     if not torch.is_tensor(pos_embed) or pos_embed.dim() != 3:
         return None
@@ -346,15 +347,6 @@ def _pos_embed_mismatch(source: StateDict, backbone: nn.Module,
     return (f'{prefix}pos_embed: checkpoint {src_shape}, backbone '
             f'{tgt_shape}: the embedding width differs (wrong checkpoint or '
             'arch?).')
-
-
-def pair(value) -> Grid:
-    if isinstance(value, int):
-        return (value, value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f'expected an int or a pair, got {value}')
-    return value
 
 
 def grid_str(grid) -> str:
