@@ -228,7 +228,6 @@ def test_learning_floor_catches_a_wrong_label_mapping(tiny_learn_data,
     assert float(metrics['mIoU']) < SEG_FLOOR, metrics
 
 
-
 def permute_train_categories(data_root, out_dir):
     """A copy of the tiny COCO train annotations with the five shape
     categories cycled (a converter's label-mapping bug); returns its path."""

@@ -69,13 +69,12 @@ def one_run(label, spec, budget, seed, device, work_dir):
                      work_dir=osp.join(work_dir, f'{name}_s{seed}'),
                      variants={label: spec}, log=lambda *a: None)
     rows = {r['method']: r for r in results['rows']}
-    row = rows[label]
-    ref = rows['random encoder']
+    row, margin = rows[label], ls.margins(results)[label]
     return dict(label=label, seed=seed, knn=row['knn_top1'],
                 probe=row['probe_top1'], minutes=row['minutes'],
-                probe_margin=row['probe_top1'] - ref['probe_top1'],
-                knn_margin=row['knn_top1'] - ref['knn_top1'],
-                random_probe=ref['probe_top1'], curve=row['curve'])
+                probe_margin=margin['probe'], knn_margin=margin['knn'],
+                random_probe=rows['random encoder']['probe_top1'],
+                curve=row['curve'])
 
 
 def table(runs, labels, seeds):

@@ -3,11 +3,10 @@
 # BN, GIoU on decoded boxes) and COCO evaluator, with a ResNet-18 trained
 # from scratch in place of the ViT. The tiny ViT does not learn detection
 # within CPU minutes (README, "Downstream transfer"); this run does (12
-# epochs, 288 iterations, about 3 minutes), so a slow test can catch a
+# epochs, 288 iterations, 2.5-3.5 minutes), so a slow test can catch a
 # broken label mapping, head or evaluator that the ViT runs cannot.
 _base_ = '../mask-rcnn_vit-tiny-p8_fpn_1xb2-6e_tiny-coco-128px.py'
 
-channels = 64
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -22,7 +21,7 @@ model = dict(
         _delete_=True,
         type='FPN',
         in_channels=[64, 128, 256, 512],
-        out_channels=channels,
+        out_channels=_base_.channels,  # the heads' width
         num_outs=5))
 
 # plain AdamW: layer decay is a ViT rule
