@@ -1,7 +1,6 @@
 """Attention capture, class-token maps, attention distance and the two
 attention tools (vis_attention.py: SdAE supplementary Fig. S-3;
 attention_distance.py: Hybrid Distill appendix Figs. A1-A4)."""
-import importlib.util
 import itertools
 import json
 import math
@@ -18,6 +17,8 @@ from mmpretrain.models.utils import MultiheadAttention
 from mmpretrain.registry import MODELS
 from PIL import Image
 
+from tool_loader import load_tool
+
 from mmsdae.analysis.attention import (AttentionRecorder, attention_distance,
                                        attention_distances, attention_maps,
                                        attention_multiplier, attention_probs,
@@ -30,15 +31,6 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(ROOT, 'configs', 'sdae',
                        'sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py')
 TOOLS = osp.join(ROOT, 'tools', 'analysis_tools')
-
-
-def load_tool(name):
-    """A CLI module, imported from its path (tools/ is no package)."""
-    path = osp.join(TOOLS, name + '.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -371,7 +363,7 @@ def test_mass_region_of_uniform_attention_and_of_the_raw_row():
 # The CLI tools
 # --------------------------------------------------------------------------
 def test_vis_attention_writes_png_and_json(demo_checkpoint, tmp_path):
-    tool = load_tool('vis_attention')
+    tool = load_tool('analysis_tools/vis_attention.py')
     path, _ = demo_checkpoint
     out = tool.main([
         DEMO_CONFIG, path, '--compare', DEMO_CONFIG, path, '--encoder',
@@ -400,7 +392,7 @@ def test_vis_attention_writes_png_and_json(demo_checkpoint, tmp_path):
 
 def test_vis_attention_query_regions_of_several_checkpoints(
         demo_checkpoint, tmp_path):
-    tool = load_tool('vis_attention')
+    tool = load_tool('analysis_tools/vis_attention.py')
     path, _ = demo_checkpoint
     out = tool.main([
         DEMO_CONFIG, path, '--compare', DEMO_CONFIG, path, '--compare',
@@ -437,7 +429,7 @@ def test_vis_attention_query_regions_of_several_checkpoints(
 
 
 def test_heads_to_rgb_colours():
-    tool = load_tool('vis_attention')
+    tool = load_tool('analysis_tools/vis_attention.py')
     maps = np.zeros((3, 2, 2))
     maps[0, 0, 0] = maps[1, 0, 1] = 1.0  # head 1 and head 2 alone
     maps[:, 1, 0] = 1.0  # all heads
@@ -451,7 +443,7 @@ def test_heads_to_rgb_colours():
 
 def test_attention_distance_cli_writes_png_and_json(demo_checkpoint,
                                                     tmp_path):
-    tool = load_tool('attention_distance')
+    tool = load_tool('analysis_tools/attention_distance.py')
     path, _ = demo_checkpoint
     out = tool.main([
         DEMO_CONFIG, path, DEMO_CONFIG, path, '--encoder', 'student',
@@ -482,7 +474,7 @@ def test_attention_distance_cli_writes_png_and_json(demo_checkpoint,
 
 
 def test_attention_distance_needs_config_checkpoint_pairs(tmp_path):
-    tool = load_tool('attention_distance')
+    tool = load_tool('analysis_tools/attention_distance.py')
     with pytest.raises(SystemExit):
         tool.parse_args([DEMO_CONFIG])
 

@@ -1,7 +1,6 @@
 """RC-MAE's linear-model study (Sec. 4, App. B, App. E.1, Fig. 2 top row)."""
 import copy
 import dataclasses
-import importlib.util
 import json
 import os.path as osp
 
@@ -11,6 +10,7 @@ import torch
 
 from mmsdae.analysis import linear_teacher_study as lts
 from mmsdae.analysis.linear_teacher_study import LinearStudyConfig
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'rcmae_linear_model.py')
@@ -399,15 +399,10 @@ def test_bad_settings_are_refused(kwargs, match):
 
 
 # ----------------------------------------------------------------- CLI ---
-def load_tool():
-    spec = importlib.util.spec_from_file_location('rcmae_linear_model', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_cli_writes_png_json_and_table(tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     out = tmp_path / 'out'
     args = ['--runs', '2', '--iters', '15', '--batch-size', '8',
             '--points-per-cluster', '20', '--num-clusters', '4', '--dim',
@@ -436,7 +431,7 @@ def test_cli_writes_png_json_and_table(tmp_path, capsys):
 
 
 def test_cli_refuses_bad_arguments(tmp_path):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     with pytest.raises(SystemExit, match='mask_ratio'):
         tool.main(['--mask-ratio', '1.5', '--out-dir', str(tmp_path)])
     with pytest.raises(SystemExit, match='df must be'):

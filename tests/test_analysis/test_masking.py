@@ -1,7 +1,6 @@
 """vis_masking: the masks, teacher folds and decoder outputs of one batch
 (SdAE Sec. 2.2 / Fig. 4(b) multi-fold masking, Eq. 3-4; RC-MAE Sec. 5;
 MAE norm_pix)."""
-import importlib.util
 import json
 import logging
 import os.path as osp
@@ -14,6 +13,7 @@ from mmengine.logging import MMLogger
 from mmsdae.analysis import masking as vm
 from mmsdae.analysis.checkpoints import (build_model, load_config,
                                          load_images, normalization_of)
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'analysis_tools', 'vis_masking.py')
@@ -201,11 +201,6 @@ def test_analysis_reproduces_the_training_loss(method, overrides):
 
 
 # ------------------------------------------------------------------ CLI ---
-def load_tool():
-    spec = importlib.util.spec_from_file_location('vis_masking', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 @pytest.mark.parametrize('method', ['sdae', 'rcmae', 'mae'])
@@ -213,7 +208,7 @@ def test_cli_writes_png_and_json(method, tmp_path, capsys):
     from PIL import Image
     ckpt = save_checkpoint(demo_model(method), tmp_path / 'model.pth')
     out_dir = tmp_path / 'out'
-    rc = load_tool().main([
+    rc = load_tool(TOOL).main([
         osp.join(ROOT, CONFIGS[method]), ckpt, '--num-images', '2',
         '--seed', '3', '--out-dir', str(out_dir)
     ])
@@ -250,7 +245,7 @@ def test_cli_writes_png_and_json(method, tmp_path, capsys):
 
 def test_cli_missing_checkpoint_names_the_path(tmp_path, capsys):
     missing = str(tmp_path / 'nope' / 'epoch_10.pth')
-    rc = load_tool().main([osp.join(ROOT, CONFIGS['sdae']), missing,
+    rc = load_tool(TOOL).main([osp.join(ROOT, CONFIGS['sdae']), missing,
                            '--out-dir', str(tmp_path)])
     assert rc == 1
     assert missing in capsys.readouterr().err

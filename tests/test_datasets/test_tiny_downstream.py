@@ -5,7 +5,6 @@ CPU only; the datasets are written once per module (well under a second).
 """
 import filecmp
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -17,6 +16,7 @@ import torch
 
 from mmsdae.datasets import tiny_downstream as td
 from mmsdae.datasets.procedural import ShapesGenerator
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLI = osp.join(ROOT, 'tools', 'dataset_converters', 'make_tiny_data.py')
@@ -429,15 +429,8 @@ def test_bad_arguments_name_the_fix(tmp_path):
         td.make_tiny_ade20k(str(tmp_path))
 
 
-def load_cli():
-    spec = importlib.util.spec_from_file_location('make_tiny_data', CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_writes_all_three(tmp_path, capsys):
-    cli = load_cli()
+    cli = load_tool(CLI)
     out = str(tmp_path / 'data' / 'tiny')
     args = [
         '--out', out, '--num-train', '2', '--num-val', '1', '--image-size',

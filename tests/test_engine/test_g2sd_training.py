@@ -3,7 +3,6 @@ saved to a file, the tiny G2SD config trained by MMEngine's Runner (the
 teacher loaded from the file, frozen, kept out of the checkpoints and back
 on resume), the student exported with tools/model_converters/sdae_to_vit.py
 and loaded into the tiny downstream classifier."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -15,6 +14,7 @@ from mmpretrain.registry import MODELS
 
 from mmsdae.engine import TrainSummaryHook
 from mmsdae.utils.checkpoint import build_backbone_from_config
+from tool_loader import load_tool
 from conftest import TINY_DEMO_RUN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -59,13 +59,6 @@ class Snapshot(Hook):
                         for k, v in model.backbone.state_dict().items()}
         self.teacher = {k: v.clone() for k, v in
                         model.teacher.teacher_state_dict().items()}
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location('sdae_to_vit', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -117,7 +110,7 @@ def test_teacher_file_to_distillation_to_downstream(tmp_path):
 
     # export the student and load it into the tiny downstream classifier
     dst = tmp_path / 'g2sd_student.pth'
-    report = load_tool().main([
+    report = load_tool(TOOL).main([
         str(tmp_path / 'g2sd' / 'epoch_2.pth'), str(dst), '--config', LINEAR
     ])
     assert report.encoder == 'student'

@@ -5,7 +5,6 @@ config trained by MMEngine's Runner with the masking schedule stepping in,
 the teachers frozen and kept out of optimizer and checkpoints, the student
 exported with tools/model_converters/sdae_to_vit.py and loaded into the tiny
 downstream classifier."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -17,6 +16,7 @@ from mmpretrain.registry import MODELS
 
 from mmsdae.engine import TrainSummaryHook
 from mmsdae.utils.checkpoint import build_backbone_from_config
+from tool_loader import load_tool
 from conftest import TINY_DEMO_RUN
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -88,13 +88,6 @@ class Record(Hook):
         self.logs.append((runner.epoch, dict(outputs)))
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('sdae_to_vit', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_teacher_files_to_distillation_to_downstream(tmp_path):
     classifier, mae, path_c, path_m = save_tiny_teachers(tmp_path)
@@ -146,7 +139,7 @@ def test_teacher_files_to_distillation_to_downstream(tmp_path):
 
     # export the student and load it into the tiny downstream classifier
     dst = tmp_path / 'hd_student.pth'
-    report = load_tool().main([
+    report = load_tool(TOOL).main([
         str(tmp_path / 'hd' / 'epoch_2.pth'), str(dst), '--config', LINEAR
     ])
     assert report.encoder == 'student'

@@ -1,7 +1,6 @@
 """tools/benchmark/gpu_check.sh --dry-run (issue 16): the one-call GPU
 check runs every section on the CPU with the tiny demo configs, so the
 script cannot rot between the rare runs on a lent GPU."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'benchmark', 'gpu_check.sh')
@@ -18,11 +19,7 @@ METHODS = ('MAE', 'SdAE', 'RC-MAE', 'G2SD', 'Hybrid Distill')
 
 @pytest.fixture(scope='module')
 def gpu_check():
-    spec = importlib.util.spec_from_file_location(
-        'gpu_check', osp.join(REPO, 'tools', 'benchmark', 'gpu_check.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('benchmark/gpu_check.py')
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 checkpoint writes and the epoch-end teacher update, resumed each time with
 ``--resume``, ends with the uninterrupted run's weights bit for bit (2
 DataLoader workers, mid-epoch checkpoints); its checks can fail."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -10,16 +9,15 @@ import sys
 import pytest
 import torch
 
+from tool_loader import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'fault_injection', 'kill_resume.py')
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('kill_resume', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(SCRIPT)
 
 
 @pytest.mark.slow

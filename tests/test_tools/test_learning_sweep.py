@@ -1,6 +1,5 @@
 """tools/benchmark/learning_sweep.py: variant files are checked before any
 run, and the table's margins are the runs' own (means by hand)."""
-import importlib.util
 import inspect
 import json
 import os.path as osp
@@ -9,6 +8,7 @@ import pytest
 from mmpretrain.registry import HOOKS, MODELS
 
 from mmsdae.analysis import learning_signal as ls
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark', 'learning_sweep.py')
@@ -16,18 +16,11 @@ SWEEP = osp.join(REPO, 'tools', 'benchmark', 'sweeps',
                  'short_run_recipes.json')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('learning_sweep', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_committed_sweep_builds_every_variant(tmp_path):
     """Every variant of the committed sweep resolves to a config whose
     option keys exist before merging (a misspelt key would be added
     silently) and whose options and length take effect."""
-    tool = load_tool()
+    tool = load_tool(TOOL)
     variants = tool.load_variants(SWEEP)
     assert len(variants) == 18
 
@@ -68,13 +61,13 @@ def test_bad_variants_are_refused(tmp_path, spec, message):
     path.write_text(json.dumps({'bad': spec}))
     with pytest.raises(ValueError, match=message.replace('[', r'\[')
                        .replace(']', r'\]')):
-        load_tool().load_variants(str(path))
+        load_tool(TOOL).load_variants(str(path))
 
 
 def test_table_means_over_seeds():
     runs = [dict(label='A', seed=0, probe_margin=2.0, knn_margin=-1.0),
             dict(label='A', seed=1, probe_margin=5.0, knn_margin=0.0),
             dict(label='B', seed=0, probe_margin=-0.4, knn_margin=0.2)]
-    rows = load_tool().table(runs, ['A', 'B'], [0, 1]).splitlines()
+    rows = load_tool(TOOL).table(runs, ['A', 'B'], [0, 1]).splitlines()
     assert rows[2] == '| A | +2.0 | +5.0 | +3.5 | -0.5 |'
     assert rows[3] == '| B | -0.4 | - | -0.4 | +0.2 |'

@@ -1,9 +1,10 @@
 """tools/analysis_tools/plot_curves.py on hand-written scalars.json files."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'plot_curves.py')
@@ -11,10 +12,7 @@ TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'plot_curves.py')
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('plot_curves', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL)
 
 
 def write_run(work_dir, loss_scale=1.0):

@@ -1,6 +1,5 @@
 """tools/benchmark/pretrain_speed.py and mmsdae.analysis.benchmark on the tiny
 CPU demo configs (batch 2, 1 warm-up, 2 timed steps)."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -9,6 +8,7 @@ import pytest
 import torch
 
 from mmsdae.analysis import benchmark as bench
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark', 'pretrain_speed.py')
@@ -31,10 +31,7 @@ RCMAE = osp.join(REPO, 'configs', 'rcmae',
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('pretrain_speed', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL)
 
 
 def test_benchmark_two_configs_json(tool, tmp_path, capsys):

@@ -1,5 +1,4 @@
 """Exporting the student (default) or teacher encoder for downstream use."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -7,17 +6,10 @@ import sys
 import pytest
 import torch
 from mmpretrain.registry import MODELS
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools', 'model_converters', 'sdae_to_vit.py')
-
-
-def load_tool():
-    """The CLI module, imported from its path (tools/ is no package)."""
-    spec = importlib.util.spec_from_file_location('sdae_to_vit', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_tool(*args):
@@ -59,7 +51,7 @@ def test_exported_encoder_loads_into_a_plain_vit(tmp_path, build_tiny,
 def test_refuses_a_checkpoint_without_the_encoder(tmp_path):
     src = tmp_path / 'other.pth'
     torch.save(dict(state_dict={'head.fc.weight': torch.zeros(2, 2)}), src)
-    tool = load_tool()
+    tool = load_tool(TOOL)
     from mmsdae.utils import extract_encoder
     assert tool.extract_encoder is extract_encoder  # still importable here
     with pytest.raises(SystemExit, match='no "backbone.\\*" keys'):
@@ -128,7 +120,7 @@ def test_cli_against_a_cross_scope_config(tmp_path, sdae_file, capsys):
     model, src = sdae_file
     dst = str(tmp_path / 'out' / 'vit.pth')
     config = write_det_config(tmp_path / 'det.py')
-    load_tool().main([src, dst, '--config', config])
+    load_tool(TOOL).main([src, dst, '--config', config])
     out = capsys.readouterr().out
     for expected in ['source format: mmsdae', 'encoder: student',
                      'tensors: 30', 'teacher.* (30)',
@@ -159,7 +151,7 @@ def test_cli_timm_release(tmp_path, capsys):
                   'module.dist_token': torch.zeros(1, 1, 32)})
     src, dst = tmp_path / 'mae.pth', tmp_path / 'vit.pth'
     torch.save({'model': model}, src)
-    tool = load_tool()
+    tool = load_tool(TOOL)
     with pytest.raises(SystemExit, match='dist_token.*--allow-unknown'):
         tool.main([str(src), str(dst)])
     assert not dst.exists()
@@ -178,7 +170,7 @@ def test_cli_timm_release(tmp_path, capsys):
 
 def test_cli_errors(tmp_path, sdae_file):
     _, src = sdae_file
-    tool = load_tool()
+    tool = load_tool(TOOL)
     missing = str(tmp_path / 'nope.pth')
     with pytest.raises(SystemExit, match=f'checkpoint not found: {missing}'):
         tool.main([missing, str(tmp_path / 'o.pth')])

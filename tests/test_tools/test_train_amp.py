@@ -3,7 +3,6 @@
 one, and the teacher runs in the run's dtype. On the CPU (torch autocasts
 both dtypes there), through the CLI's own argument parsing and config
 merge, then MMEngine's Runner."""
-import importlib.util
 import os.path as osp
 import sys
 import uuid
@@ -17,6 +16,7 @@ from torch import nn
 
 from conftest import TINY_DEMO_RUN
 from mmsdae.engine.optimizers import MixedPrecisionOptimWrapper
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SDAE = osp.join(REPO, 'configs', 'sdae',
@@ -25,11 +25,7 @@ SDAE = osp.join(REPO, 'configs', 'sdae',
 
 @pytest.fixture(scope='module')
 def train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmsdae_train_tool', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('train.py')
 
 
 def _parse(tool, monkeypatch, *argv):

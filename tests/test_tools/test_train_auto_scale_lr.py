@@ -2,7 +2,6 @@
 ``optim_wrapper.accumulative_counts`` (Goyal et al.'s linear rule, as the
 RC-MAE paper applies it to 256 x 8 GPUs x 2 accum_iter, Sec. A.1), through
 the CLI's own merge and MMEngine's ``Runner.scale_lr``."""
-import importlib.util
 import os.path as osp
 import sys
 import uuid
@@ -10,6 +9,8 @@ import uuid
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
+
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SDAE = osp.join(REPO, 'configs', 'sdae',
@@ -19,11 +20,7 @@ BASE_LR, BASE_BATCH = 1.5e-3, 32  # the demo config's lr and base batch
 
 @pytest.fixture(scope='module')
 def train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmsdae_train_tool_lr', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('train.py')
 
 
 def scaled_lr(tool, monkeypatch, tmp_path, batch, accum):
