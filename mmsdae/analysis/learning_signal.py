@@ -83,7 +83,7 @@ BUDGETS = {
                    queries=500, knn_interval=20),
     # tools/benchmark/learning_signal.py on a CPU
     'default': Budget(images=1024, epochs=12, teacher_epochs=6),
-    # --device cuda: 12x the images seen of 'default', sized to run all
+    # --device cuda: 16x the images seen of 'default', sized to run all
     # methods in about 5 minutes on one H200; the model stays the demo size
     'gpu': Budget(images=8192, epochs=24, batch_size=128, teacher_epochs=12,
                   bank=2000, queries=2000, knn_interval=4, workers=12),

@@ -14,6 +14,7 @@ regression test; ``--device cuda`` picks the ``gpu`` budget unless
 import argparse
 import logging
 import sys
+from dataclasses import replace
 
 from mmsdae.analysis import learning_signal as ls
 
@@ -30,6 +31,9 @@ def parse_args(argv=None):
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the runs and of the training images')
+    parser.add_argument('--workers', type=int,
+                        help='data-loading processes of the pre-training '
+                        'runs (default: the budget\'s)')
     parser.add_argument('--work-dir', default='work_dirs/learning_signal',
                         help='where the runs write their checkpoints')
     parser.add_argument('--out-dir', default='work_dirs/learning_signal',
@@ -46,6 +50,11 @@ def main(argv=None):
                      '--device cpu.')
     budget = ls.BUDGETS[args.budget or (
         'gpu' if args.device.startswith('cuda') else 'default')]
+    if args.workers is not None:
+        if args.workers < 0:
+            sys.exit(f'--workers {args.workers}: give 0 (load in the main '
+                     'process) or more.')
+        budget = replace(budget, workers=args.workers)
     from mmengine.logging import MMLogger
     MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
     results = ls.run(args.methods, budget, work_dir=args.work_dir,
