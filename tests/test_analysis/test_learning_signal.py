@@ -6,6 +6,7 @@ import torch
 from broken_variants import BROKEN_VARIANTS
 
 from mmsdae.analysis import learning_signal as ls
+from tool_loader import load_tool
 
 # Linear-probe points over the random encoder that a guarded method must
 # reach, and the broken variants must not. Measured at the test budget on
@@ -71,3 +72,24 @@ def test_every_method_learns_and_broken_variants_do_not(tmp_path):
         assert gains[method] >= MARGIN, report
     for variant in BROKEN_VARIANTS:
         assert gains[variant] < MARGIN, report
+
+
+def test_cli_workers_override_the_budget(monkeypatch, tmp_path):
+    tool = load_tool('benchmark/learning_signal.py')
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(methods, budget, **kwargs):
+        seen['budget'] = budget
+        raise Stop  # before any training
+
+    monkeypatch.setattr(tool.ls, 'run', fake_run)
+    with pytest.raises(Stop):
+        tool.main(['--budget', 'gpu', '--workers', '1', '--methods', 'MAE',
+                   '--out-dir', str(tmp_path)])
+    assert seen['budget'].workers == 1
+    assert seen['budget'].images == ls.BUDGETS['gpu'].images
+    with pytest.raises(SystemExit, match='--workers -1'):
+        tool.main(['--workers', '-1', '--out-dir', str(tmp_path)])
