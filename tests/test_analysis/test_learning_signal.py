@@ -8,13 +8,14 @@ from broken_variants import BROKEN_VARIANTS
 from mmsdae.analysis import learning_signal as ls
 from tool_loader import load_tool
 
-# Linear-probe points over the random encoder that a guarded method must
-# reach, and the broken variants must not. Measured at the test budget on
-# the 2-core CPU, seeds 0 / 1 (README, "Does pre-training learn?"): MAE
-# +6.2 / +6.8; MAE with the target on the visible patches +3.4 / +2.6;
-# SdAE with a never-updated teacher +1.0 / +0.6. Margins move by 0.6-0.8
-# points across seeds; 5 sits about two such spreads from both sides.
-MARGIN = 5.0
+# Linear-probe points over the random encoder, averaged over
+# ls.GUARD_SEEDS, that a guarded method must reach and the broken variants
+# must not. Measured at the guard budget on the 2-core CPU (one thread),
+# seeds 0 / 1 (README, "Does pre-training learn?"): MAE +6.0 / +9.8 (mean
+# +7.9), RC-MAE +5.8 / +10.6 (+8.2); SdAE with a never-updated teacher
+# +4.2 / +3.4 (+3.8), MAE with the target on the visible patches
+# +0.4 / +0.6 (+0.5). 6 sits two points from both sides.
+MARGIN = 6.0
 
 
 def test_linear_probe_separates_separable_data_and_not_noise():
@@ -61,17 +62,25 @@ def test_build_config_trains_on_the_task(tmp_path):
 @pytest.mark.slow
 def test_every_method_learns_and_broken_variants_do_not(tmp_path):
     """The guard: each guarded method beats the random encoder's linear
-    probe by MARGIN points; the broken variants (broken_variants.py) stay
-    below. 2.5 min on the 2-core CPU at a light load."""
-    results = ls.run(ls.GUARD_METHODS, ls.BUDGETS['test'],
-                     work_dir=str(tmp_path), variants=BROKEN_VARIANTS,
-                     log=lambda *a: None)
-    gains = {name: m['probe'] for name, m in ls.margins(results).items()}
-    report = ', '.join(f'{k}: {v:+.1f}' for k, v in gains.items())
+    probe by MARGIN points on average over the seeds; the broken variants
+    (broken_variants.py) stay below."""
+    per_seed = []
+    for seed in ls.GUARD_SEEDS:
+        results = ls.run(ls.GUARD_METHODS, ls.BUDGETS['guard'],
+                         work_dir=str(tmp_path / f'seed{seed}'), seed=seed,
+                         variants=BROKEN_VARIANTS, log=lambda *a: None)
+        per_seed.append({name: m['probe']
+                         for name, m in ls.margins(results).items()})
+    gains = {name: sum(s[name] for s in per_seed) / len(per_seed)
+             for name in per_seed[0]}
+    report = ', '.join(
+        f'{k}: {v:+.1f} (' + ' / '.join(f'{s[k]:+.1f}' for s in per_seed)
+        + ')' for k, v in gains.items())
     for method in ls.GUARD_METHODS:
         assert gains[method] >= MARGIN, report
     for variant in BROKEN_VARIANTS:
         assert gains[variant] < MARGIN, report
+    print(report)
 
 
 def test_cli_workers_override_the_budget(monkeypatch, tmp_path):

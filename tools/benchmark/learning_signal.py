@@ -6,7 +6,7 @@ the procedural shape task and compare with a random encoder.
 
 writes ``learning_signal.json`` (table, kNN curves, margins over the random
 encoder, budget) and ``learning_signal.png`` (kNN top-1 versus iterations)
-and prints the table. ``--budget test`` is the short version of the slow
+and prints the table. ``--budget guard`` is one seed of the slow
 regression test; ``--device cuda`` picks the ``gpu`` budget unless
 ``--budget`` is given. What is measured:
 :mod:`mmsdae.analysis.learning_signal`.
