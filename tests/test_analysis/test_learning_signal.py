@@ -10,11 +10,11 @@ from tool_loader import load_tool
 
 # Linear-probe points over the random encoder, averaged over
 # ls.GUARD_SEEDS, that a guarded method must reach and the broken variants
-# must not. Measured at the guard budget on the 2-core CPU (one thread),
-# seeds 0 / 1 (README, "Does pre-training learn?"): MAE +6.0 / +9.8 (mean
-# +7.9), RC-MAE +5.8 / +10.6 (+8.2); SdAE with a never-updated teacher
-# +4.2 / +3.4 (+3.8), MAE with the target on the visible patches
-# +0.4 / +0.6 (+0.5). 6 sits two points from both sides.
+# must not. Measured by this test on the 2-core CPU, seeds 0 / 1 (README,
+# "Does pre-training learn?"): MAE +6.0 / +9.8 (mean +7.9), RC-MAE
+# +5.8 / +10.6 (+8.2); SdAE with a never-updated teacher +4.2 / +3.4
+# (+3.8), MAE with the target on the visible patches +0.4 / -0.8 (-0.2).
+# 6 sits about two points from both sides.
 MARGIN = 6.0
 
 
