@@ -3,7 +3,6 @@ ImageNet folders through MMEngine's Runner and is scored by the real
 metrics (mmpretrain Accuracy, mmdet CocoMetric via pycocotools, mmseg
 IoUMetric)."""
 import copy
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -14,6 +13,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmsdae.datasets.tiny_downstream import make_tiny_downstream_data
+from tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(ROOT, 'configs', 'sdae', 'benchmarks')
@@ -111,10 +111,7 @@ def test_pretrain_convert_then_detect_and_segment(tiny_data, tmp_path):
 
     from mmsdae.utils.checkpoint import (build_backbone_from_config,
                                          check_against_backbone)
-    spec = importlib.util.spec_from_file_location(
-        'sdae_to_vit', osp.join(ROOT, 'tools/model_converters/sdae_to_vit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)  # tools/ is no package
+    tool = load_tool('model_converters/sdae_to_vit.py')
 
     pretrain = Config.fromfile(
         osp.join(ROOT, 'configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-'

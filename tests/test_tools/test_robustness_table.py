@@ -10,7 +10,6 @@ severity; ImageNet-A top-1 = 100 (every tiny -A image is a stingray, and
 tench / goldfish are not -A classes); ImageNet-R top-1 = share of goldfish
 (tench is not an -R class, goldfish is); Sketch top-1 = share of tench.
 """
-import importlib.util
 import os.path as osp
 import pickle
 import re
@@ -24,6 +23,7 @@ from mmpretrain.registry import MODELS
 
 from mmsdae.datasets.tiny_robustness import make_tiny_robustness_data
 from mmsdae.evaluation import ALEXNET_ERRORS
+from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH = osp.join(REPO, 'configs', 'rcmae', 'benchmarks')
@@ -99,11 +99,7 @@ def test_table_7_on_the_tiny_sets(tmp_path, capsys):
         (c, s) for c in ALEXNET_ERRORS for s in range(1, 6)}
 
     # the table tool: the four sets, one row beside the paper's
-    spec = importlib.util.spec_from_file_location(
-        'robustness_table',
-        osp.join(REPO, 'tools', 'analysis_tools', 'robustness_table.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('analysis_tools/robustness_table.py')
     values = tool.main([
         ckpt, '--tiny', '--name', 'constant', '--data-root',
         str(data), '--work-dir',

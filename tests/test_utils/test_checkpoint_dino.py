@@ -8,9 +8,7 @@ and the full training checkpoint of ``main_dino.py`` (``teacher`` with
 size. A mmpretrain ViT loaded from them must compute DINO's own forward
 (written out below from DINO's ``vision_transformer.py``)."""
 import argparse
-import importlib.util
 import math
-import os.path as osp
 
 import pytest
 import torch
@@ -22,8 +20,8 @@ from mmsdae.utils.checkpoint import (TeacherCheckpointError,
                                      load_checkpoint_file,
                                      read_teacher_checkpoint,
                                      unwrap_state_dict)
+from tool_loader import load_tool
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DIMS, DEPTH, HEADS, IMG, PATCH = 32, 2, 2, 32, 8
 ARCH = dict(embed_dims=DIMS, num_layers=DEPTH, num_heads=HEADS,
             feedforward_channels=4 * DIMS)
@@ -175,11 +173,7 @@ def test_layout_detection_and_export(dino_files, tmp_path):
     assert torch.equal(out['backbone.patch_embed.projection.weight'],
                        student['patch_embed.proj.weight'])
     # the command line: auto-detected, the teacher by default
-    spec = importlib.util.spec_from_file_location(
-        'sdae_to_vit',
-        osp.join(REPO, 'tools', 'model_converters', 'sdae_to_vit.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('model_converters/sdae_to_vit.py')
     dst = tmp_path / 'dino_vit-b.pth'
     report = tool.main([full, str(dst)])
     assert (report.src_format, report.encoder) == ('dino', 'teacher')
