@@ -166,3 +166,31 @@ def test_bad_options_are_refused():
     dense = vit(DenseViT, rel_pos_bias='per_block')
     with pytest.raises(ValueError, match='img_size'):
         dense(torch.randn(1, 3, 40, 32))
+
+
+def roi_features(model, x):
+    """RoIAlign (mmcv) over a convolution of the first feature map, as the
+    FPN and RoI extractor of a Mask R-CNN take it; and the same RoIs pooled
+    from a contiguous copy of that map (the values RoIAlign should see)."""
+    from mmcv.ops import RoIAlign
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(ARCH['embed_dims'], 8, 1)
+    align = RoIAlign((4, 4), spatial_scale=1 / 8, sampling_ratio=2,
+                     aligned=True)
+    rois = torch.tensor([[0., 3., 5., 30., 21.], [1., 10., 0., 47., 31.]])
+    with torch.no_grad():
+        feats = conv(model(x)[0])
+        return align(feats, rois), align(feats.contiguous(), rois)
+
+
+def test_detector_rois_pool_the_feature_map_values():
+    """mmcv's RoIAlign reads channels-last strides as NCHW
+    (open-mmlab/mmcv#2203): DenseViT's feature maps are contiguous, so the
+    RoIs pool what the map holds; mmpretrain's permuted view does not."""
+    x = torch.randn(2, 3, 32, 48)
+    model = vit(DenseViT, pos_embed_type='sincos')
+    assert all(out.is_contiguous() for out in model(x))
+    pooled, expected = roi_features(model, x)
+    torch.testing.assert_close(pooled, expected)
+    pooled, expected = roi_features(vit(), x)  # the broken variant
+    assert (pooled - expected).abs().max() > 0.1

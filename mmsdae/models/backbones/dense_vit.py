@@ -316,6 +316,15 @@ class DenseViT(VisionTransformer):
                 outs.append(self._format_output(x, grid))
         return tuple(outs)
 
+    def _format_output(self, x: torch.Tensor, hw: Grid) -> torch.Tensor:
+        """mmpretrain's outputs, the feature map made contiguous: mmpretrain
+        returns a permuted view (channels-last strides), convolutions keep
+        those strides, and mmcv's RoIAlign reads its input as contiguous
+        NCHW without checking (open-mmlab/mmcv#2203), so a detector's RoI
+        heads would pool the wrong values."""
+        out = super()._format_output(x, hw)
+        return out.contiguous() if self.out_type == 'featmap' else out
+
     def _windowed_block(self, layer, x: torch.Tensor,
                         grid: Grid) -> torch.Tensor:
         """One block over non-overlapping ``window_size`` windows of the
