@@ -29,10 +29,10 @@ PRETRAINED="$(cat work_dirs/demo/last_checkpoint)"
 CONFIGS=(
   vit-tiny-p8_1xb16-coslr-2e_tiny-in1k-64px
   vit-tiny-p8_1xb16-linear-coslr-10e_tiny-in1k-64px
-  mask-rcnn_vit-tiny-p8_fpn_1xb2-6e_tiny-coco-128px
+  mask-rcnn_vit-tiny-p8_fpn_1xb2-12e_tiny-coco-128px
   upernet_vit-tiny-p8_1xb2-160i_tiny-ade20k-64px
 )
-DENSE=(mask-rcnn_vit-tiny-p8_fpn_1xb2-6e_tiny-coco-128px upernet_vit-tiny-p8_1xb2-160i_tiny-ade20k-64px)
+DENSE=(mask-rcnn_vit-tiny-p8_fpn_1xb2-12e_tiny-coco-128px upernet_vit-tiny-p8_1xb2-160i_tiny-ade20k-64px)
 RUNS=() LABELS=()
 for name in "${CONFIGS[@]}"; do
   "$PY" tools/train.py "$BENCH/$name.py" --work-dir "work_dirs/downstream/$name" \

@@ -4,7 +4,7 @@
 # 4/8/16/32) with the same FPN, RPN and RoI heads at 64 channels,
 # layer-wise decay and the augmentation scaled to 128 px; one epoch (a
 # plumbing run; the learning run is
-# mask-rcnn_vit-tiny-p8_fpn_1xb2-6e_tiny-coco-128px.py) on the
+# mask-rcnn_vit-tiny-p8_fpn_1xb2-12e_tiny-coco-128px.py) on the
 # tiny COCO-layout folder of tools/dataset_converters/make_tiny_data.py
 # (128 px images, 80-class COCO categories), evaluated by mmdet's
 # CocoMetric (bbox + segm, pycocotools). Point data_root at data/coco/ for
