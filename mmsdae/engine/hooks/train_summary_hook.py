@@ -3,6 +3,7 @@ import os.path as osp
 import time
 from typing import List, Optional
 
+import torch
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
@@ -39,7 +40,9 @@ class TrainSummaryHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         if outputs and 'loss' in outputs:
-            self.losses.append(float(outputs['loss']))
+            loss = outputs['loss']  # the step's loss, still in its graph
+            self.losses.append(float(loss.detach() if isinstance(
+                loss, torch.Tensor) else loss))
         if data_batch is not None:
             self.images += len(data_batch['inputs']) * runner.world_size
 
