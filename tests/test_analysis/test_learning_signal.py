@@ -12,9 +12,9 @@ from tool_loader import load_tool
 # ls.GUARD_SEEDS, that a guarded method must reach and the broken variants
 # must not. Measured by this test on the 2-core CPU, seeds 0 / 1 (README,
 # "Does pre-training learn?"): MAE +6.0 / +9.8 (mean +7.9), RC-MAE
-# +5.8 / +10.6 (+8.2); SdAE with a never-updated teacher +4.2 / +3.4
-# (+3.8), MAE with the target on the visible patches +0.4 / -0.8 (-0.2).
-# 6 sits about two points from both sides.
+# +5.8 / +10.6 (+8.2), G2SD +7.6 / +7.6 (+7.6); SdAE with a never-updated
+# teacher +4.2 / +3.4 (+3.8), MAE with the target on the visible patches
+# +0.4 / -0.8 (-0.2). 6 sits about two points from both sides.
 MARGIN = 6.0
 
 
@@ -102,3 +102,35 @@ def test_cli_workers_override_the_budget(monkeypatch, tmp_path):
     assert seen['budget'].images == ls.BUDGETS['gpu'].images
     with pytest.raises(SystemExit, match='--workers -1'):
         tool.main(['--workers', '-1', '--out-dir', str(tmp_path)])
+
+
+def test_cli_variants_become_rows(monkeypatch, tmp_path):
+    tool = load_tool('benchmark/learning_signal.py')
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(methods, budget, variants=None, **kwargs):
+        seen.update(methods=methods, variants=variants)
+        raise Stop
+
+    monkeypatch.setattr(tool.ls, 'run', fake_run)
+    with pytest.raises(Stop):
+        tool.main(['--methods', 'SdAE', '--variants', ls.REPO +
+                   '/tools/benchmark/sweeps/sdae_frozen_teacher.json',
+                   '--out-dir', str(tmp_path)])
+    assert seen['methods'] == ['SdAE']
+    # the committed file is the test's own broken variant
+    frozen = BROKEN_VARIANTS['SdAE, teacher never updated']
+    spec = seen['variants']['SdAE, teacher never updated']
+    assert spec['config'] == frozen['config']
+    assert tuple(spec['drop_hooks']) == frozen['drop_hooks']
+
+
+def test_a_distillation_variant_without_its_teachers_is_refused(tmp_path):
+    # refused before any image is rendered or any run starts
+    with pytest.raises(ValueError, match="add 'G2SD' to the methods"):
+        ls.run(['MAE'], ls.BUDGETS['test'], work_dir=str(tmp_path),
+               variants={'G2SD, lr x2': dict(method='G2SD',
+                                             config=ls.CONFIGS['G2SD'])})

@@ -2,6 +2,7 @@
 run, and the table's margins are the runs' own (means by hand)."""
 import inspect
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -12,17 +13,17 @@ from tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark', 'learning_sweep.py')
-SWEEP = osp.join(REPO, 'tools', 'benchmark', 'sweeps',
-                 'short_run_recipes.json')
+SWEEPS = osp.join(REPO, 'tools', 'benchmark', 'sweeps')
 
 
-def test_committed_sweep_builds_every_variant(tmp_path):
-    """Every variant of the committed sweep resolves to a config whose
+@pytest.mark.parametrize('name', sorted(
+    n for n in os.listdir(SWEEPS) if n.endswith('.json')))
+def test_committed_sweeps_build_every_variant(tmp_path, name):
+    """Every variant of the committed sweeps resolves to a config whose
     option keys exist before merging (a misspelt key would be added
-    silently) and whose options and length take effect."""
-    tool = load_tool(TOOL)
-    variants = tool.load_variants(SWEEP)
-    assert len(variants) == 18
+    silently) and whose options, dropped hooks and length take effect."""
+    variants = ls.load_variants(osp.join(SWEEPS, name))
+    assert variants
 
     def get(cfg, key):
         for part in key.split('.'):
@@ -47,6 +48,11 @@ def test_committed_sweep_builds_every_variant(tmp_path):
                               epochs=spec.get('epochs'),
                               cfg_options=spec.get('cfg_options'))
         assert cfg.train_cfg.max_epochs == spec.get('epochs', 20), label
+        dropped = ls.build_config(spec['config'], ls.BUDGETS['test'],
+                                  str(tmp_path / 'wd'),
+                                  drop_hooks=spec.get('drop_hooks', ()))
+        kinds = {h['type'] for h in dropped.custom_hooks}
+        assert not kinds & set(spec.get('drop_hooks', ())), label
         for key, value in spec.get('cfg_options', {}).items():
             check_exists(plain, key)
             assert get(cfg, key) == value, (label, key)
@@ -61,7 +67,7 @@ def test_bad_variants_are_refused(tmp_path, spec, message):
     path.write_text(json.dumps({'bad': spec}))
     with pytest.raises(ValueError, match=message.replace('[', r'\[')
                        .replace(']', r'\]')):
-        load_tool(TOOL).load_variants(str(path))
+        ls.load_variants(str(path))
 
 
 def test_table_means_over_seeds():
@@ -71,3 +77,11 @@ def test_table_means_over_seeds():
     rows = load_tool(TOOL).table(runs, ['A', 'B'], [0, 1]).splitlines()
     assert rows[2] == '| A | +2.0 | +5.0 | +3.5 | -0.5 |'
     assert rows[3] == '| B | -0.4 | - | -0.4 | +0.2 |'
+
+
+def test_a_dropped_hook_the_config_lacks_is_refused(tmp_path):
+    # a misspelt hook type would otherwise drop nothing and run the plain
+    # recipe under the variant's label
+    with pytest.raises(ValueError, match="drop_hooks \\['SdAEEMAHook'\\]"):
+        ls.build_config(ls.CONFIGS['SdAE'], ls.BUDGETS['test'],
+                        str(tmp_path), drop_hooks=('SdAEEMAHook', ))

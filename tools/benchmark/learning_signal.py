@@ -6,7 +6,8 @@ the procedural shape task and compare with a random encoder.
 
 writes ``learning_signal.json`` (table, kNN curves, margins over the random
 encoder, budget) and ``learning_signal.png`` (kNN top-1 versus iterations)
-and prints the table. ``--budget guard`` is one seed of the slow
+and prints the table; ``--variants`` adds recipe variants as rows (e.g.
+SdAE with its teacher frozen). ``--budget guard`` is one seed of the slow
 regression test; ``--device cuda`` picks the ``gpu`` budget unless
 ``--budget`` is given. What is measured:
 :mod:`mmsdae.analysis.learning_signal`.
@@ -28,6 +29,10 @@ def parse_args(argv=None):
                         choices=ls.METHODS, metavar='METHOD',
                         help=f'methods to pre-train (default: all of '
                         f'{", ".join(ls.METHODS)})')
+    parser.add_argument('--variants', metavar='FILE',
+                        help='JSON {label: variant} of extra rows, as '
+                        'tools/benchmark/learning_sweep.py reads them '
+                        '(e.g. tools/benchmark/sweeps/sdae_frozen_teacher.json)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the runs and of the training images')
@@ -48,6 +53,7 @@ def main(argv=None):
         if not torch.cuda.is_available():
             sys.exit('--device cuda: no CUDA device is visible here; use '
                      '--device cpu.')
+    variants = ls.load_variants(args.variants) if args.variants else None
     budget = ls.BUDGETS[args.budget or (
         'gpu' if args.device.startswith('cuda') else 'default')]
     if args.workers is not None:
@@ -58,7 +64,7 @@ def main(argv=None):
     from mmengine.logging import MMLogger
     MMLogger.get_instance('mmengine').setLevel(logging.ERROR)
     results = ls.run(args.methods, budget, work_dir=args.work_dir,
-                     seed=args.seed, device=args.device,
+                     seed=args.seed, device=args.device, variants=variants,
                      on_row=lambda partial: ls.save(partial, args.out_dir))
     ls.save(results, args.out_dir)
     print(ls.format_table(results))

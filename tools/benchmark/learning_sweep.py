@@ -38,26 +38,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_variants(path):
-    with open(path) as f:
-        variants = json.load(f)
-    out = {}
-    for label, spec in variants.items():
-        spec = dict(spec)
-        unknown = set(spec) - {'method', 'config', 'cfg_options',
-                               'drop_hooks', 'epochs'}
-        if unknown:
-            raise ValueError(f'{path}: variant {label!r} has unknown keys '
-                             f'{sorted(unknown)}.')
-        if 'config' not in spec:
-            if spec.get('method') not in ls.CONFIGS:
-                raise ValueError(f'{path}: variant {label!r} needs a config '
-                                 f'or a method of {ls.METHODS}.')
-            spec['config'] = ls.CONFIGS[spec['method']]
-        out[label] = spec
-    return out
-
-
 def one_run(label, spec, budget, seed, device, work_dir):
     """The random encoder and one variant at one seed (its own process)."""
     import torch
@@ -98,7 +78,7 @@ def table(runs, labels, seeds):
 
 def main(argv=None):
     args = parse_args(argv)
-    variants = load_variants(args.variants)
+    variants = ls.load_variants(args.variants)
     os.makedirs(args.out_dir, exist_ok=True)
     out = osp.join(args.out_dir, 'learning_sweep.json')
     runs = []
