@@ -40,6 +40,8 @@ METHODS = tuple(CONFIGS)
 # measured, Hybrid Distill not at both seeds.
 GUARD_METHODS = ('MAE', 'RC-MAE', 'G2SD')
 GUARD_SEEDS = (0, 1)
+# distillation methods whose teachers run() trains before their own row
+DISTILLATION_METHODS = ('G2SD', 'Hybrid Distill')
 G2SD_TEACHER = 'configs/g2sd/mae_vit-d192-p8_1xb32-10e_procedural-64px.py'
 SUPERVISED_TEACHER = ('configs/sdae/benchmarks/vit-tiny-p8_1xb16-coslr-2e_'
                       'tiny-in1k-64px.py')
@@ -324,7 +326,7 @@ def run(methods: Sequence[str] = METHODS, budget: Budget = BUDGETS['default'],
                              f'{METHODS}.')
     for label, spec in (variants or {}).items():
         method = spec.get('method')
-        if method in ('G2SD', 'Hybrid Distill') and method not in methods:
+        if method in DISTILLATION_METHODS and method not in methods:
             raise ValueError(
                 f'variant {label!r} needs the teachers of {method}, which '
                 f'are trained for its row: add {method!r} to the methods.')
