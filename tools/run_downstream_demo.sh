@@ -19,8 +19,7 @@ ENCODER=work_dirs/demo/vit-tiny-p8_student.pth
 "$PY" tools/dataset_converters/make_tiny_data.py --out data/tiny-learn \
   --num-train 48 --num-val 16
 if [ ! -f work_dirs/demo/last_checkpoint ]; then
-  "$PY" tools/train.py configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py \
-    --work-dir work_dirs/demo
+  bash tools/run_demo.sh
 fi
 PRETRAINED="$(cat work_dirs/demo/last_checkpoint)"
 "$PY" tools/model_converters/sdae_to_vit.py "$PRETRAINED" "$ENCODER" \

@@ -59,6 +59,45 @@ def test_build_config_trains_on_the_task(tmp_path):
     assert 'SdAETeacherEMAHook' not in hooks and 'KNNMonitorHook' in hooks
 
 
+# The CPU demos that learn (configs/_base_/schedules/shape-task_1xb128-24e.py)
+# are the benchmark's `gpu`-budget runs of their methods, one loader worker.
+LEARNING_DEMOS = {
+    'MAE': 'configs/rcmae/mae_vit-tiny-p8_1xb128-24e_shape-task-64px.py',
+    'SdAE': 'configs/sdae/sdae_vit-tiny-p8_1xb128-24e_shape-task-64px.py',
+    'RC-MAE': 'configs/rcmae/rcmae_vit-tiny-p8_1xb128-24e_shape-task-64px.py',
+}
+# what decides a run's numbers (checkpoint and log intervals do not)
+RUN_KEYS = ('model', 'optim_wrapper', 'train_dataloader', 'train_cfg',
+            'param_scheduler', 'custom_hooks')
+
+
+def _differences(cfg, reference):
+    keys = [k for k in RUN_KEYS if cfg.get(k) != reference.get(k)]
+    if cfg.randomness.seed != reference.randomness.seed:
+        keys.append('randomness.seed')
+    return keys
+
+
+@pytest.mark.parametrize('method', sorted(LEARNING_DEMOS))
+def test_learning_demos_are_the_gpu_budget_runs(method, tmp_path):
+    from dataclasses import replace
+
+    from mmengine.config import Config
+    budget = replace(ls.BUDGETS['gpu'], workers=1)
+    reference = ls.build_config(ls.CONFIGS[method], budget, str(tmp_path))
+    demo = Config.fromfile(f'{ls.REPO}/{LEARNING_DEMOS[method]}')
+    assert _differences(demo, reference) == []
+    assert demo.param_scheduler[1].end == budget.iterations == 1536
+    # the check can fail: the 10-epoch demo, or another budget, differs
+    smoke = Config.fromfile(f'{ls.REPO}/{ls.CONFIGS[method]}')
+    assert {'train_dataloader', 'train_cfg', 'param_scheduler',
+            'custom_hooks'} <= set(_differences(smoke, reference))
+    other = ls.build_config(ls.CONFIGS[method], replace(budget, epochs=25),
+                            str(tmp_path))
+    assert set(_differences(demo, other)) == {
+        'train_cfg', 'param_scheduler'}
+
+
 @pytest.mark.slow
 def test_every_method_learns_and_broken_variants_do_not(tmp_path):
     """The guard: each guarded method beats the random encoder's linear

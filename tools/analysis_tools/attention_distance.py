@@ -30,10 +30,10 @@ Writes, under --out-dir:
                            per-layer mean
 
     python tools/analysis_tools/attention_distance.py \\
-        configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
-        work_dirs/demo/epoch_10.pth \\
-        configs/rcmae/mae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
-        work_dirs/mae_demo/epoch_10.pth --labels SdAE MAE
+        configs/sdae/sdae_vit-tiny-p8_1xb128-24e_shape-task-64px.py \\
+        work_dirs/demo/epoch_24.pth \\
+        configs/rcmae/mae_vit-tiny-p8_1xb128-24e_shape-task-64px.py \\
+        work_dirs/mae_demo/epoch_24.pth --labels SdAE MAE
 """
 import argparse
 import json

@@ -48,10 +48,10 @@ resized and centre-cropped to the model's image size) or, by default, the
 embedded procedural images (mmsdae.datasets.ShapesGenerator, seed --seed).
 
     python tools/analysis_tools/vis_attention.py \\
-        configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
-        work_dirs/demo/epoch_10.pth \\
-        --compare configs/rcmae/mae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
-        work_dirs/mae_demo/epoch_10.pth --query 3 4
+        configs/sdae/sdae_vit-tiny-p8_1xb128-24e_shape-task-64px.py \\
+        work_dirs/demo/epoch_24.pth \\
+        --compare configs/rcmae/mae_vit-tiny-p8_1xb128-24e_shape-task-64px.py \\
+        work_dirs/mae_demo/epoch_24.pth --query 3 4
 """
 import argparse
 import json

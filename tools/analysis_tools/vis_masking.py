@@ -15,8 +15,8 @@ training step with that seed draws them. Writes, under --out-dir,
 teacher sequences, target positions, per-token cosine or per-patch MSE).
 
     python tools/analysis_tools/vis_masking.py \\
-        configs/sdae/sdae_vit-tiny-p8_1xb32-10e_procedural-64px.py \\
-        work_dirs/demo/epoch_10.pth
+        configs/sdae/sdae_vit-tiny-p8_1xb128-24e_shape-task-64px.py \\
+        work_dirs/demo/epoch_24.pth
     python tools/analysis_tools/vis_masking.py CONFIG CKPT --images DIR \\
         --num-images 8 --seed 1 --out-dir work_dirs/vis_masking
 """
@@ -42,7 +42,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='the pre-training config (SdAE, '
                         'RC-MAE or MAE) the checkpoint was trained with')
     parser.add_argument('checkpoint', help='a whole pre-training checkpoint '
-                        '(e.g. work_dirs/demo/epoch_10.pth)')
+                        '(e.g. work_dirs/demo/epoch_24.pth)')
     parser.add_argument(
         '--images', default=None,
         help='folder of images (first --num-images in path order, resized '
