@@ -16,6 +16,8 @@ train_dataloader = dict(
         pipeline=_base_.train_dataloader.dataset.pipeline))
 train_cfg = dict(max_epochs=_base_.learn_epochs)
 param_scheduler = _base_.learn_param_scheduler
+# one process: the sampler seeded with the seed itself, as in the benchmark
+randomness = dict(seed=0, diff_rank_seed=False)
 default_hooks = dict(
     logger=dict(interval=16), checkpoint=dict(interval=4, max_keep_ckpts=2))
 custom_hooks = [

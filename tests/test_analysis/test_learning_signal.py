@@ -73,8 +73,10 @@ RUN_KEYS = ('model', 'optim_wrapper', 'train_dataloader', 'train_cfg',
 
 def _differences(cfg, reference):
     keys = [k for k in RUN_KEYS if cfg.get(k) != reference.get(k)]
-    if cfg.randomness.seed != reference.randomness.seed:
-        keys.append('randomness.seed')
+    for key in ('seed', 'diff_rank_seed'):  # the latter reseeds the sampler
+        if cfg.randomness.get(key, False) != \
+                reference.randomness.get(key, False):
+            keys.append(f'randomness.{key}')
     return keys
 
 
@@ -91,7 +93,8 @@ def test_learning_demos_are_the_gpu_budget_runs(method, tmp_path):
     # the check can fail: the 10-epoch demo, or another budget, differs
     smoke = Config.fromfile(f'{ls.REPO}/{ls.CONFIGS[method]}')
     assert {'train_dataloader', 'train_cfg', 'param_scheduler',
-            'custom_hooks'} <= set(_differences(smoke, reference))
+            'custom_hooks', 'randomness.diff_rank_seed'} <= set(
+                _differences(smoke, reference))
     other = ls.build_config(ls.CONFIGS[method], replace(budget, epochs=25),
                             str(tmp_path))
     assert set(_differences(demo, other)) == {
