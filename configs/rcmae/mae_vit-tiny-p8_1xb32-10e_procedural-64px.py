@@ -1,4 +1,4 @@
-# CPU demo of the MAE baseline: rcmae_vit-tiny-p8_1xb32-10e_procedural-64px.py
+# CPU smoke run of the MAE baseline: rcmae_vit-tiny-p8_1xb32-10e_procedural-64px.py
 # without the EMA teacher (mmpretrain's MAE, Eq. 1 only).
 _base_ = 'rcmae_vit-tiny-p8_1xb32-10e_procedural-64px.py'
 

@@ -1,5 +1,7 @@
-# CPU demo of RC-MAE: the SdAE demo's data, optimizer and schedule (10
-# epochs of 256 procedural 64 px images, batch 32) with the RC-MAE model
+# CPU smoke run of RC-MAE (the demo that learns:
+# rcmae_vit-tiny-p8_1xb128-24e_shape-task-64px.py): the SdAE smoke run's
+# data, optimizer and schedule (10 epochs of 256 procedural 64 px images,
+# batch 32) with the RC-MAE model
 # at the same size (ViT 96 wide, 4 blocks, 8 px patches; decoder 64 x 2
 # predicting pixels), Eq. 6 loss, and the teacher (encoder + decoder)
 # updated after every iteration. The momentum ramp starts at 0.99 instead
